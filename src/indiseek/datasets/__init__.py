@@ -1,0 +1,6 @@
+"""Example datasets: a simulator with ground truth and the paper's bone-marrow CITE-seq."""
+
+from ._bmcite import bmcite
+from ._synthetic import synthetic_citeseq
+
+__all__ = ["bmcite", "synthetic_citeseq"]

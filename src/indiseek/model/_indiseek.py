@@ -1,0 +1,685 @@
+"""The IndiSeek model on a MuData, in the shape of scvi-tools models."""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import platform
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import _keys as K
+from .._validate import check_same_cells, get_modality
+from ..nn import ClipModule, SpecificBranch, TrainConfig, fit_clip, fit_specific_branches
+from ..nn import get_objective, resolve_device
+from ..nn._training import BranchData, cpu_threads, default_epochs, evaluate_branches, to_tensor
+from ._arrays import encode_chunks, split_validation
+
+if TYPE_CHECKING:
+    from mudata import MuData
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE = "model.pt"
+CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.csv"
+MODALITIES = ("rna", "adt")
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("indiseek", "torch", "numpy", "anndata", "mudata", "scanpy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _setup(mdata: MuData) -> dict[str, Any]:
+    uns = mdata.uns.get(K.UNS, {})
+    if "setup" not in uns:
+        raise ValueError(
+            "This MuData has not been set up for IndiSeek; call "
+            "isk.IndiSeek.setup_mudata(mdata, rna=..., adt=...) first."
+        )
+    return dict(uns["setup"])
+
+
+class IndiSeek:
+    """Shared (C) and modality-specific (Z) representations of paired RNA + ADT data.
+
+    Step 1 trains encoders f_rna, f_adt with CLIP's symmetric InfoNCE (shared features C).
+    Step 2, with C fixed, trains for each modality i an encoder h_i (Z_i = h_i(X_i)) and a
+    decoder g_i to minimise ``CLUB(Z_i; C_other) + λ/(2 E‖X_i‖²)·E‖g_i(Z_i, C_i) − X_i‖²``:
+    Z_i is made independent of what the *other* modality shares, while (Z_i, C_i) must still
+    reconstruct X_i.
+
+    Parameters
+    ----------
+    mdata
+        A MuData registered with :meth:`setup_mudata` (after :func:`indiseek.pp.prepare`).
+    objective
+        ``"indiseek"`` (default), or a baseline: ``"indiseek0"`` (CLUB on the modality's own
+        C), ``"factorized_cl"`` (FactorizedCL), ``"infodisen"`` (InfoDisen), ``"clip"`` (shared
+        features only; its Z keys hold each modality's own C so downstream code runs
+        unchanged).
+    lam
+        λ, the weight of the completeness term: small λ favours independence of Z from C,
+        large λ completeness. The paper uses 10 on CITE-seq; 0.1–10 is the sensible range.
+    n_shared, n_specific
+        Dimensions of C and Z.
+    n_hidden, n_layers
+        Width and number of linear layers of every MLP (paper: 50 and 5).
+    temperature
+        Initial InfoNCE temperature.
+    learn_temperature
+        Learn the temperature in step 1 (else fixed).
+    normalize_z
+        End each h with a non-affine batch standardisation, fixing the scale of Z.
+
+    Examples
+    --------
+    >>> import indiseek as isk
+    >>> mdata = isk.datasets.synthetic_citeseq(n_cells=600, seed=0)
+    >>> isk.pp.prepare(mdata, train_size=0.8)
+    >>> isk.IndiSeek.setup_mudata(mdata)
+    >>> model = isk.IndiSeek(mdata, lam=10.0)
+    >>> model.train(max_epochs=2, progress_bar=False)
+    >>> model.write_obsm(mdata)
+    >>> mdata.obsm["X_indiseek"].shape
+    (600, 200)
+    """
+
+    def __init__(
+        self,
+        mdata: MuData,
+        objective: Literal["indiseek", "indiseek0", "factorized_cl", "infodisen", "clip"] = "indiseek",
+        lam: float = 10.0,
+        n_shared: int = 50,
+        n_specific: int = 50,
+        n_hidden: int = 50,
+        n_layers: int = 5,
+        *,
+        temperature: float = 0.1,
+        learn_temperature: bool = True,
+        normalize_z: bool = True,
+    ) -> None:
+        self.objective = get_objective(objective)
+        for name, value in (("n_shared", n_shared), ("n_specific", n_specific),
+                            ("n_hidden", n_hidden), ("n_layers", n_layers)):
+            if int(value) != value or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if not lam >= 0:
+            raise ValueError(f"lam must be >= 0, got {lam!r}.")
+        if not 0 < temperature <= 1:
+            raise ValueError(f"temperature must be in (0, 1], got {temperature!r}.")
+        self.setup = _setup(mdata)
+        self._capture(mdata)
+        inputs = self._train_inputs
+        self.n_features = {m: int(inputs[m].shape[1]) for m in MODALITIES}
+        self.params = {
+            "objective": self.objective.name,
+            "lam": float(lam),
+            "n_shared": int(n_shared),
+            "n_specific": int(n_specific),
+            "n_hidden": int(n_hidden),
+            "n_layers": int(n_layers),
+            "temperature": float(temperature),
+            "learn_temperature": bool(learn_temperature),
+            "normalize_z": bool(normalize_z),
+        }
+        prep = mdata.uns.get(K.UNS, {}).get("prepare")
+        self.prepare_state = prep if prep is not None else None
+        self._build(seed=0)
+        self.device = torch.device("cpu")
+        self.is_trained = False
+        self.history: pd.DataFrame | None = None
+        self.train_params: dict[str, Any] = {}
+        self.x_sq: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ setup
+    @staticmethod
+    def setup_mudata(
+        mdata: MuData,
+        rna: str = "rna",
+        adt: str = "adt",
+        rna_rep: str = K.RNA_INPUT,
+        adt_rep: str = K.ADT_INPUT,
+        split_key: str = K.SPLIT,
+    ) -> None:
+        """Check a MuData and record which inputs IndiSeek trains on.
+
+        Parameters
+        ----------
+        mdata
+            MuData with paired RNA and ADT modalities.
+        rna, adt
+            Modality names.
+        rna_rep, adt_rep
+            Keys of each modality's ``.obsm`` holding the model inputs (written by
+            :func:`indiseek.pp.prepare`; any cells × features array works).
+        split_key
+            ``mdata.obs`` column with ``"train"``/``"test"``; when present, only training cells
+            are used by :meth:`train`.
+
+        Returns
+        -------
+        Nothing; the record goes to ``mdata.uns["indiseek"]["setup"]``.
+
+        Examples
+        --------
+        >>> isk.IndiSeek.setup_mudata(mdata, rna="rna", adt="adt")  # doctest: +SKIP
+        """
+        for mod, rep in ((rna, rna_rep), (adt, adt_rep)):
+            adata = get_modality(mdata, mod, "rna" if mod == rna else "adt")
+            if rep not in adata.obsm:
+                raise KeyError(
+                    f"Modality {mod!r} has no .obsm[{rep!r}] (it has {sorted(adata.obsm)}); run "
+                    f"isk.pp.prepare(mdata, rna={rna!r}, adt={adt!r}) first or pass "
+                    f"{'rna' if mod == rna else 'adt'}_rep=<key>."
+                )
+            x = np.asarray(adata.obsm[rep])
+            if x.ndim != 2 or x.shape[1] < 1:
+                raise ValueError(f"{mod!r}.obsm[{rep!r}] must be 2-D (cells × features), got {x.shape}.")
+            if not np.all(np.isfinite(x)):
+                raise ValueError(f"{mod!r}.obsm[{rep!r}] holds NaN or infinite values.")
+        check_same_cells(mdata, rna, adt)
+        if split_key in mdata.obs:
+            values = set(mdata.obs[split_key].astype(str).unique())
+            if not values <= {"train", "test"} or "train" not in values:
+                raise ValueError(
+                    f"mdata.obs[{split_key!r}] must hold 'train'/'test' with some training cells, "
+                    f"found {sorted(values)}."
+                )
+        mdata.uns.setdefault(K.UNS, {})["setup"] = {
+            "rna": rna, "adt": adt, "rna_rep": rna_rep, "adt_rep": adt_rep, "split_key": split_key,
+        }
+
+    def _inputs(self, mdata: MuData) -> dict[str, np.ndarray]:
+        s = self.setup
+        out = {}
+        names = None
+        for m in MODALITIES:
+            adata = get_modality(mdata, s[m], m)
+            if s[f"{m}_rep"] not in adata.obsm:
+                raise KeyError(
+                    f"Modality {s[m]!r} has no .obsm[{s[f'{m}_rep']!r}]; prepare these cells with "
+                    "isk.pp.prepare(new_mdata, reference=<training mdata>) first."
+                )
+            if names is None:
+                names = adata.obs_names
+            elif not adata.obs_names.equals(names):
+                check_same_cells(mdata, s["rna"], s["adt"])
+                raise ValueError(
+                    f"Modalities {s['rna']!r} and {s['adt']!r} list their cells in different orders."
+                )
+            out[m] = np.asarray(adata.obsm[s[f"{m}_rep"]], dtype=np.float32)
+        return out
+
+    # ------------------------------------------------------------------ networks
+    def _build(self, seed: int) -> None:
+        p = self.params
+        torch.manual_seed(seed)
+        self.clip = ClipModule(
+            self.n_features["rna"], self.n_features["adt"], p["n_shared"], p["n_hidden"],
+            p["n_layers"], p["temperature"], p["learn_temperature"],
+        )
+        self.branches: dict[str, SpecificBranch] = {}
+        if self.objective.has_specific:
+            critic = p["n_shared"] if self.objective.uses_critics else None
+            for m in MODALITIES:
+                self.branches[m] = SpecificBranch(
+                    self.n_features[m], p["n_shared"], p["n_shared"], p["n_specific"],
+                    p["n_hidden"], p["n_layers"], n_c_critic=critic, normalize_z=p["normalize_z"],
+                )
+
+    def _modules(self) -> torch.nn.ModuleDict:
+        return torch.nn.ModuleDict({"clip": self.clip, **{f"branch_{m}": b for m, b in self.branches.items()}})
+
+    # ------------------------------------------------------------------ training
+    def train(
+        self,
+        max_epochs: int | None = None,
+        batch_size: int = 128,
+        lr: float = 1e-3,
+        accelerator: str = "auto",
+        seed: int = 0,
+        *,
+        clip_epochs: int | None = None,
+        q_schedule: Literal["interleaved", "epoch"] = "interleaved",
+        q_steps: int = 1,
+        q_epochs: int = 5,
+        validation_size: float = 0.1,
+        early_stopping: bool = False,
+        patience: int = 20,
+        clip_early_stopping: bool = True,
+        clip_patience: int = 10,
+        weight_decay: float = 0.0,
+        n_threads: int | None = 1,
+        progress_bar: bool = True,
+    ) -> None:
+        """Train step 1 (CLIP) and then step 2 (both modality-specific branches).
+
+        Each call starts from a fresh initialisation drawn from ``seed``: the same seed on the
+        same device gives the same representations.
+
+        Parameters
+        ----------
+        max_epochs
+            Epochs of step 2 (``None``: enough for about 4,000 updates, 20 to 500 epochs).
+            The paper's schedule is ``max_epochs=2000, lr=1e-4``.
+        batch_size
+            Cells per batch.
+        lr
+            Adam learning rate for every network.
+        accelerator
+            ``"auto"`` (cuda, then mps, then cpu), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``.
+        seed
+            Seed of initialisation, validation split and batch order.
+        clip_epochs
+            Epochs of step 1 (default: as step 2).
+        q_schedule, q_steps, q_epochs
+            CLUB critic schedule: ``q_steps`` q updates before each main step
+            (``"interleaved"``, default, stable) or ``q_epochs`` passes per epoch
+            (``"epoch"``, the paper's).
+        validation_size
+            Fraction of training cells held out for validation losses (and early stopping).
+        early_stopping, patience
+            Stop step 2 when its validation loss has not improved for ``patience`` epochs and
+            keep its best weights.
+        clip_early_stopping, clip_patience
+            The same for step 1, on the validation InfoNCE (on by default: CLIP encoders
+            memorise small training sets).
+        weight_decay
+            Adam weight decay.
+        n_threads
+            torch CPU threads during training on the CPU (1 is fastest for small networks;
+            ``None`` leaves torch's setting).
+        progress_bar
+            Show progress bars (silence with ``False``).
+        """
+        cfg = TrainConfig(
+            max_epochs=max_epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+            q_schedule=q_schedule, q_steps=q_steps, q_epochs=q_epochs,
+            early_stopping=early_stopping, patience=patience, progress_bar=progress_bar,
+            seed=seed, cpu_threads=n_threads, clip_early_stopping=clip_early_stopping,
+            clip_patience=clip_patience,
+        )
+        cfg.validate()
+        if clip_epochs is not None and (int(clip_epochs) != clip_epochs or clip_epochs < 1):
+            raise ValueError(f"clip_epochs must be a positive integer, got {clip_epochs!r}.")
+        device = resolve_device(accelerator)
+        train_cells = self._train_cells
+        n_train = int(train_cells.sum())
+        tr_local, va_local = split_validation(n_train, validation_size, seed)
+        cells = np.flatnonzero(train_cells)
+        tr, va = cells[tr_local], cells[va_local]
+        epochs = int(max_epochs or default_epochs(len(tr), batch_size))
+        epochs1 = int(clip_epochs or epochs)
+
+        self._build(seed)
+        self._modules().to(device)
+        self.device = device
+        x = {m: to_tensor(v, device) for m, v in self._train_inputs.items()}
+        tr_t = torch.as_tensor(tr, device=device)
+        va_t = torch.as_tensor(va, device=device) if len(va) > 1 else None
+        t0 = time.perf_counter()
+        with cpu_threads(device, cfg.cpu_threads):
+            hist1 = fit_clip(self.clip, x["rna"], x["adt"], tr_t, va_t, cfg, epochs1)
+            t1 = time.perf_counter()
+            hist2 = pd.DataFrame()
+            if self.objective.has_specific:
+                with torch.no_grad():
+                    c = dict(zip(MODALITIES, self.clip(x["rna"], x["adt"]), strict=True))
+                self.x_sq = {m: float((x[m][tr_t] ** 2).sum(1).mean()) for m in MODALITIES}
+                other = {"rna": "adt", "adt": "rna"}
+                data = {
+                    m: BranchData(
+                        x=x[m], c_own=c[m],
+                        c_club=c[other[m]] if self.objective.club_on_cross else c[m],
+                        x_sq=self.x_sq[m],
+                    )
+                    for m in MODALITIES
+                }
+                hist2 = fit_specific_branches(
+                    self.branches, data, self.objective, self.params["lam"], tr_t, va_t, cfg, epochs
+                )
+        t2 = time.perf_counter()
+        hist1.insert(0, "step", "clip")
+        if len(hist2):
+            hist2.insert(0, "step", "specific")
+        self.history = pd.concat([hist1, hist2], ignore_index=True)
+        self.train_params = {
+            "max_epochs": epochs, "clip_epochs": epochs1, "epochs_run_clip": len(hist1),
+            "epochs_run_specific": len(hist2), "batch_size": batch_size, "lr": lr,
+            "seed": seed, "q_schedule": q_schedule, "q_steps": q_steps, "q_epochs": q_epochs,
+            "validation_size": validation_size, "early_stopping": early_stopping,
+            "n_train": len(tr), "n_validation": len(va), "device": str(device),
+            "time_clip_s": round(t1 - t0, 3), "time_specific_s": round(t2 - t1, 3),
+        }
+        self._train_index = {"train": tr, "validation": va}
+        self.is_trained = True
+        logger.info("trained in %.1f s (step 1 %.1f s) on %s", t2 - t0, t1 - t0, device)
+
+    # The MuData is not kept on the model (it may be large and is the user's); what training
+    # needs is captured at construction.
+    def _capture(self, mdata: MuData) -> None:
+        inputs = self._inputs(mdata)
+        split = self.setup.get("split_key", K.SPLIT)
+        if split in mdata.obs:
+            train = (mdata.obs[split].astype(str) == "train").to_numpy()
+        else:
+            train = np.ones(len(inputs["rna"]), dtype=bool)
+        self._train_cells = train
+        self._train_inputs = inputs
+
+    # ------------------------------------------------------------------ outputs
+    def _require_trained(self) -> None:
+        if not self.is_trained:
+            raise RuntimeError("The model is not trained yet; call model.train() first.")
+
+    def _new_inputs(self, mdata: MuData) -> dict[str, np.ndarray]:
+        s = self.setup
+        reps_missing = any(
+            s[f"{m}_rep"] not in get_modality(mdata, s[m], m).obsm for m in MODALITIES
+        )
+        if reps_missing and self.prepare_state is not None:
+            from ..pp import prepare
+
+            logger.info("preparing new cells with the training preprocessing")
+            prepare(mdata, rna=s["rna"], adt=s["adt"], reference=self.prepare_state)
+        elif self.prepare_state is not None:
+            theirs = mdata.uns.get(K.UNS, {}).get("prepare")
+            if theirs is not None and not _same_fit(theirs, self.prepare_state):
+                raise ValueError(
+                    "These cells were prepared with a different preprocessing fit than the one the "
+                    "model was trained on (other genes, moments or PCA loadings); run "
+                    "isk.pp.prepare(new_mdata, reference=training_mdata) instead."
+                )
+        inputs = self._inputs(mdata)
+        for m in MODALITIES:
+            if inputs[m].shape[1] != self.n_features[m]:
+                raise ValueError(
+                    f"Modality {s[m]!r}: .obsm[{s[f'{m}_rep']!r}] has {inputs[m].shape[1]} features "
+                    f"but the model was trained on {self.n_features[m]}."
+                )
+            if not np.all(np.isfinite(inputs[m])):
+                raise ValueError(f"Modality {s[m]!r}: .obsm[{s[f'{m}_rep']!r}] holds NaN or inf.")
+        return inputs
+
+    def get_representations(self, mdata: MuData | None = None) -> dict[str, np.ndarray]:
+        """Shared and specific features of every cell.
+
+        Parameters
+        ----------
+        mdata
+            The training MuData or new cells with the same features (``None``: the cells the
+            model was built on). New cells without prepared inputs are prepared with the
+            training preprocessing first.
+
+        Returns
+        -------
+        ``{"C_rna", "C_adt", "Z_rna", "Z_adt"}`` → numpy arrays (cells × dims). For
+        ``objective="clip"`` the Z entries are the modality's own C.
+
+        Examples
+        --------
+        >>> reps = model.get_representations(mdata)  # doctest: +SKIP
+        >>> reps["Z_rna"].shape  # doctest: +SKIP
+        (600, 50)
+        """
+        self._require_trained()
+        inputs = self._train_inputs if mdata is None else self._new_inputs(mdata)
+        x1 = to_tensor(inputs["rna"], self.device)
+        x2 = to_tensor(inputs["adt"], self.device)
+        self.clip.eval()
+        with torch.no_grad():
+            c1, c2 = self.clip(x1, x2)
+        out = {"C_rna": c1.cpu().numpy(), "C_adt": c2.cpu().numpy()}
+        for m in MODALITIES:
+            if self.branches:
+                out[f"Z_{m}"] = encode_chunks(self.branches[m].encoder, inputs[m], self.device)
+            else:
+                out[f"Z_{m}"] = out[f"C_{m}"].copy()
+        return out
+
+    def write_obsm(self, mdata: MuData) -> None:
+        """Write the representations into ``mdata.obsm``.
+
+        Keys: ``X_indiseek_C_rna``, ``X_indiseek_C_adt``, ``X_indiseek_Z_rna``,
+        ``X_indiseek_Z_adt`` and ``X_indiseek`` (the four concatenated, in that order).
+        The model's settings go to ``mdata.uns["indiseek"]["model"]``.
+
+        Examples
+        --------
+        >>> model.write_obsm(mdata)  # doctest: +SKIP
+        """
+        reps = self.get_representations(mdata)
+        for k, key in K.OBSM.items():
+            mdata.obsm[key] = reps[k]
+        mdata.obsm[K.OBSM_ALL] = np.concatenate([reps[k] for k in K.OBSM], axis=1)
+        mdata.uns.setdefault(K.UNS, {})["model"] = {
+            **self.params,
+            **{k: v for k, v in self.train_params.items() if not isinstance(v, bool | type(None))},
+            "z_is_c": not bool(self.branches),
+        }
+
+    # ------------------------------------------------------------------ diagnostics
+    def disentanglement(self, mdata: MuData | None = None, cells: Literal["test", "all"] = "test",
+                        seed: int = 0) -> pd.DataFrame:
+        """How much of the other modality's shared features each Z still carries.
+
+        For each modality i: the R² with which a k-nearest-neighbour regression predicts
+        C_other from Z_i (cross-validated, see :func:`indiseek.tl.predictability`), the same
+        from C_i for reference, and the relative reconstruction error of X_i from (Z_i, C_i).
+
+        Parameters
+        ----------
+        mdata
+            Cells to evaluate (``None``: the training MuData's cells).
+        cells
+            ``"test"``: cells outside the training split when a split exists; ``"all"``.
+        seed
+            Seed of the cross-validation folds.
+
+        Returns
+        -------
+        DataFrame indexed by modality.
+        """
+        from ..tl._leakage import predictability
+
+        self._require_trained()
+        reps = self.get_representations(mdata)
+        inputs = self._train_inputs if mdata is None else self._new_inputs(mdata)
+        mask = np.ones(len(inputs["rna"]), dtype=bool)
+        if cells == "test" and mdata is None and (~self._train_cells).any():
+            mask = ~self._train_cells
+        other = {"rna": "adt", "adt": "rna"}
+        rows = {}
+        for m in MODALITIES:
+            z, c_own, c_other = reps[f"Z_{m}"][mask], reps[f"C_{m}"][mask], reps[f"C_{other[m]}"][mask]
+            row = {
+                "r2_Z_to_C_other": predictability(z, c_other, seed=seed),
+                "r2_C_own_to_C_other": predictability(c_own, c_other, seed=seed),
+                "n_cells": int(mask.sum()),
+            }
+            if self.branches:
+                x = inputs[m][mask]
+                dec_in = np.concatenate([z, c_own], axis=1)
+                x_hat = encode_chunks(self.branches[m].decoder, dec_in, self.device)
+                row["rel_rec_error"] = float(((x_hat - x) ** 2).sum(1).mean() / self.x_sq[m])
+            rows[m] = row
+        return pd.DataFrame(rows).T
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path, overwrite: bool = False) -> None:
+        """Save weights, settings, preprocessing fit and history to a directory.
+
+        Weights and arrays go to ``model.pt`` (tensors only, loadable with
+        ``torch.load(weights_only=True)``); settings, library versions and feature names to
+        ``config.json``; the training history to ``history.csv``.
+
+        Examples
+        --------
+        >>> model.save("my_model", overwrite=True)  # doctest: +SKIP
+        """
+        self._require_trained()
+        path = Path(path)
+        if path.exists() and any(path.iterdir()) and not overwrite:
+            raise FileExistsError(f"{path} exists and is not empty; pass overwrite=True.")
+        path.mkdir(parents=True, exist_ok=True)
+        tensors = {f"model.{k}": v.detach().cpu() for k, v in self._modules().state_dict().items()}
+        strings: dict[str, list[str]] = {}
+        if self.prepare_state is not None:
+            for key, value in _flatten(self.prepare_state):
+                arr = np.asarray(value)
+                if arr.dtype.kind in "USO":
+                    strings[key] = [str(v) for v in arr.ravel()] if arr.ndim else [str(arr)]
+                else:
+                    tensors[f"prepare.{key}"] = torch.as_tensor(arr.astype(arr.dtype.newbyteorder("=")))
+        torch.save(tensors, path / MODEL_FILE)
+        config = {
+            "format": 1,
+            "params": self.params,
+            "setup": self.setup,
+            "n_features": self.n_features,
+            "train_params": self.train_params,
+            "x_sq": self.x_sq,
+            "prepare_strings": strings,
+            "has_prepare": self.prepare_state is not None,
+            "versions": _versions(),
+        }
+        (path / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=_json_default))
+        if self.history is not None:
+            self.history.to_csv(path / HISTORY_FILE, index=False)
+
+    @classmethod
+    def load(cls, path: str | Path, mdata: MuData | None = None, accelerator: str = "cpu") -> IndiSeek:
+        """Load a model saved with :meth:`save`.
+
+        The weights file is read with ``torch.load(weights_only=True)``: a file that would run
+        code when unpickled is refused with a ``ValueError`` and nothing in it is executed.
+
+        Parameters
+        ----------
+        path
+            Directory written by :meth:`save`.
+        mdata
+            Optional MuData to attach (its inputs must match the model's features).
+        accelerator
+            Device to load onto.
+
+        Returns
+        -------
+        The trained model.
+
+        Examples
+        --------
+        >>> model = isk.IndiSeek.load("my_model", mdata)  # doctest: +SKIP
+        """
+        path = Path(path)
+        if not (path / MODEL_FILE).exists() or not (path / CONFIG_FILE).exists():
+            raise FileNotFoundError(f"{path} is not a saved IndiSeek model (needs {MODEL_FILE} and {CONFIG_FILE}).")
+        config = json.loads((path / CONFIG_FILE).read_text())
+        device = resolve_device(accelerator)
+        try:
+            tensors = torch.load(path / MODEL_FILE, map_location=device, weights_only=True)
+        except pickle.UnpicklingError as err:
+            raise ValueError(
+                f"Refusing to load {path / MODEL_FILE}: it holds objects other than plain tensors "
+                f"(it may have been tampered with), and loading it could run code. ({err})"
+            ) from err
+        if not isinstance(tensors, dict) or not all(isinstance(v, torch.Tensor) for v in tensors.values()):
+            raise ValueError(f"{path / MODEL_FILE} does not hold a dictionary of tensors.")
+        model = cls.__new__(cls)
+        model.objective = get_objective(config["params"]["objective"])
+        model.params = config["params"]
+        model.setup = config["setup"]
+        model.n_features = config["n_features"]
+        model.train_params = config.get("train_params", {})
+        model.x_sq = config.get("x_sq", {})
+        model._build(seed=0)
+        state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        model._modules().load_state_dict(state)
+        model._modules().to(device).eval()
+        model.device = device
+        model.prepare_state = None
+        if config.get("has_prepare"):
+            flat = {k[len("prepare."):]: v.cpu().numpy() for k, v in tensors.items() if k.startswith("prepare.")}
+            flat.update({k: np.asarray(v) for k, v in config.get("prepare_strings", {}).items()})
+            model.prepare_state = _unflatten(flat)
+        hist = path / HISTORY_FILE
+        model.history = pd.read_csv(hist) if hist.exists() else None
+        model.is_trained = True
+        model._train_inputs = None
+        model._train_cells = None
+        if mdata is not None:
+            model._capture_for_inference(mdata)
+        return model
+
+    def _capture_for_inference(self, mdata: MuData) -> None:
+        inputs = self._new_inputs(mdata)
+        self._train_inputs = inputs
+        self._train_cells = np.zeros(len(inputs["rna"]), dtype=bool)
+
+    def __repr__(self) -> str:
+        p = self.params
+        state = "trained" if self.is_trained else "not trained"
+        return (
+            f"IndiSeek(objective={p['objective']!r}, lam={p['lam']}, n_shared={p['n_shared']}, "
+            f"n_specific={p['n_specific']}, n_hidden={p['n_hidden']}, n_layers={p['n_layers']}; "
+            f"inputs rna={self.n_features['rna']}, adt={self.n_features['adt']}; {state})"
+        )
+
+
+def _flatten(d: dict, prefix: str = "") -> list[tuple[str, Any]]:
+    out = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.extend(_flatten(v, key + "."))
+        else:
+            out.append((key, v))
+    return out
+
+
+def _unflatten(flat: dict[str, Any]) -> dict:
+    out: dict = {}
+    for key, value in flat.items():
+        parts = key.split(".")
+        node = out
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        arr = np.asarray(value)
+        node[parts[-1]] = arr.item() if arr.ndim == 0 else arr
+    return out
+
+
+def _same_fit(a: dict, b: dict) -> bool:
+    try:
+        la, lb = np.asarray(a["rna"]["loadings"]), np.asarray(b["rna"]["loadings"])
+        ga, gb = np.asarray(a["rna"]["genes"]).astype(str), np.asarray(b["rna"]["genes"]).astype(str)
+        ma, mb = np.asarray(a["adt"]["mean"]), np.asarray(b["adt"]["mean"])
+    except KeyError:
+        return True
+    return (
+        la.shape == lb.shape and np.allclose(la, lb, atol=1e-6) and np.array_equal(ga, gb)
+        and ma.shape == mb.shape and np.allclose(ma, mb, atol=1e-6)
+    )
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)

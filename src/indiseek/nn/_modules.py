@@ -1,0 +1,105 @@
+"""Networks: MLPs, the CLIP pair of encoders, the Gaussian CLUB critic, a specific branch."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def mlp(n_in: int, n_out: int, n_hidden: int = 50, n_layers: int = 5) -> nn.Sequential:
+    """ReLU MLP with ``n_layers`` linear layers (``n_layers − 1`` hidden layers of ``n_hidden``)."""
+    if n_layers < 1:
+        raise ValueError(f"n_layers must be >= 1, got {n_layers}.")
+    dims = [n_in] + [n_hidden] * (n_layers - 1) + [n_out]
+    layers: list[nn.Module] = []
+    for i in range(n_layers):
+        layers.append(nn.Linear(dims[i], dims[i + 1]))
+        if i < n_layers - 1:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class ClipModule(nn.Module):
+    """Two encoders mapping each modality to a shared space, trained with symmetric InfoNCE.
+
+    The temperature is learnable (initial ``temperature``) unless ``learn_temperature`` is
+    False; it is kept in [0.01, 1].
+    """
+
+    def __init__(
+        self, n_in1: int, n_in2: int, n_shared: int, n_hidden: int, n_layers: int,
+        temperature: float = 0.1, learn_temperature: bool = True,
+    ) -> None:
+        super().__init__()
+        self.f1 = mlp(n_in1, n_shared, n_hidden, n_layers)
+        self.f2 = mlp(n_in2, n_shared, n_hidden, n_layers)
+        log_t = torch.tensor(math.log(temperature), dtype=torch.float32)
+        if learn_temperature:
+            self.log_temperature = nn.Parameter(log_t)
+        else:
+            self.register_buffer("log_temperature", log_t)
+
+    @property
+    def temperature(self) -> torch.Tensor:
+        return self.log_temperature.clamp(math.log(0.01), 0.0).exp()
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Shared features, L2-normalised (the space in which InfoNCE compares them)."""
+        return (
+            nn.functional.normalize(self.f1(x1), dim=1),
+            nn.functional.normalize(self.f2(x2), dim=1),
+        )
+
+
+class GaussianCLUB(nn.Module):
+    """Variational ``q(z | c) = N(mu(c), diag exp(logvar(c)))`` for the CLUB bound.
+
+    The log-variance is bounded smoothly to ``±logvar_bound`` (tanh): unbounded, it runs to
+    −∞ on nearly deterministic pairs and the bound turns NaN within a few epochs.
+    """
+
+    def __init__(
+        self, n_c: int, n_z: int, n_hidden: int, n_layers: int, logvar_bound: float = 6.0
+    ) -> None:
+        super().__init__()
+        self.mu = mlp(n_c, n_z, n_hidden, n_layers)
+        self.logvar = mlp(n_c, n_z, n_hidden, n_layers)
+        self.logvar_bound = logvar_bound
+
+    def forward(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b = self.logvar_bound
+        return self.mu(c), b * torch.tanh(self.logvar(c) / b)
+
+
+class SpecificBranch(nn.Module):
+    """Everything step 2 trains for one modality.
+
+    - ``encoder`` h: X → Z, ending in a non-affine batch standardisation so that Z has a fixed
+      scale: with bounded q variances an encoder could otherwise lower the CLUB term just by
+      shrinking Z, which changes nothing about dependence.
+    - ``decoder`` g: (Z, C) → X. For objectives without reconstruction it is a probe trained on
+      detached inputs, so reconstruction error is reported for every objective.
+    - ``q``: the CLUB critic q(z | c) (a probe for objectives that do not minimise CLUB).
+    - ``critic_x``, ``critic_zc``: InfoNCE critics for FactorizedCL and InfoDisen.
+    """
+
+    def __init__(
+        self, n_x: int, n_c: int, n_c_club: int, n_z: int, n_hidden: int, n_layers: int,
+        n_c_critic: int | None = None, normalize_z: bool = True, logvar_bound: float = 6.0,
+    ) -> None:
+        super().__init__()
+        enc = mlp(n_x, n_z, n_hidden, n_layers)
+        if normalize_z:
+            enc.append(nn.BatchNorm1d(n_z, affine=False))
+        self.encoder = enc
+        self.decoder = mlp(n_z + n_c, n_x, n_hidden, n_layers)
+        self.q = GaussianCLUB(n_c_club, n_z, n_hidden, n_layers, logvar_bound)
+        if n_c_critic is not None:
+            self.critic_x = mlp(n_x, n_hidden, n_hidden, n_layers)
+            self.critic_zc = mlp(n_z + n_c_critic, n_hidden, n_hidden, n_layers)
+
+    def main_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the encoder, decoder and critics (everything except q)."""
+        return [p for name, p in self.named_parameters() if not name.startswith("q.")]

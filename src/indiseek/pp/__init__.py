@@ -1,0 +1,5 @@
+"""Preprocessing: leakage-free RNA and ADT inputs for IndiSeek."""
+
+from ._prepare import prepare, split_cells
+
+__all__ = ["prepare", "split_cells"]
