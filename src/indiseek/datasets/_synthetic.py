@@ -163,7 +163,7 @@ def synthetic_citeseq(
         return v / np.linalg.norm(v, axis=1, keepdims=True)
 
     latent = {}
-    lineage_scale = {"shared": 2.5 * separation, "rna": 0.8 * separation, "adt": 0.8 * separation}
+    lineage_scale = {"shared": 2.5 * separation, "rna": 0.0, "adt": 0.0}
     weight_col = {"shared": "w_shared", "rna": "w_rna", "adt": "w_adt"}
     for key in ("shared", "rna", "adt"):
         centres = lineage_scale[key] * unit(len(lineage_names))
@@ -187,7 +187,7 @@ def synthetic_citeseq(
     # ADT: dense loadings on shared and ADT-specific factors plus ambient background.
     base_p = rng.normal(0.0, 0.8, size=n_proteins)
     b_s = rng.normal(0, 0.4, size=(n_latent, n_proteins))
-    b_a = rng.normal(0, 0.25, size=(n_latent, n_proteins))
+    b_a = rng.normal(0, 0.4, size=(n_latent, n_proteins))
     eta_p = base_p + latent["shared"] @ b_s + latent["adt"] @ b_a
     eta_p -= eta_p.max(axis=1, keepdims=True)
     frac_p = np.exp(eta_p)

@@ -85,6 +85,8 @@ class IndiSeek:
         Learn the temperature in step 1 (else fixed).
     normalize_z
         End each h with a non-affine batch standardisation, fixing the scale of Z.
+    club_weight
+        Weight of the independence (CLUB) term; 0 is the reconstruction-only ablation.
 
     Examples
     --------
@@ -112,6 +114,7 @@ class IndiSeek:
         temperature: float = 0.1,
         learn_temperature: bool = True,
         normalize_z: bool = True,
+        club_weight: float = 1.0,
     ) -> None:
         self.objective = get_objective(objective)
         for name, value in (("n_shared", n_shared), ("n_specific", n_specific),
@@ -136,6 +139,7 @@ class IndiSeek:
             "temperature": float(temperature),
             "learn_temperature": bool(learn_temperature),
             "normalize_z": bool(normalize_z),
+            "club_weight": float(club_weight),
         }
         prep = mdata.uns.get(K.UNS, {}).get("prepare")
         self.prepare_state = prep if prep is not None else None
@@ -266,6 +270,7 @@ class IndiSeek:
         weight_decay: float = 0.0,
         n_threads: int | None = 1,
         progress_bar: bool = True,
+        clip_from: IndiSeek | None = None,
     ) -> None:
         """Train step 1 (CLIP) and then step 2 (both modality-specific branches).
 
@@ -306,6 +311,10 @@ class IndiSeek:
             ``None`` leaves torch's setting).
         progress_bar
             Show progress bars (silence with ``False``).
+        clip_from
+            A trained model on the same inputs whose step 1 (CLIP encoders) is reused instead of
+            training step 1 again; with the same ``seed`` this gives exactly what retraining
+            would (used by :func:`indiseek.tl.compare_methods`).
         """
         cfg = TrainConfig(
             max_epochs=max_epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
@@ -334,7 +343,10 @@ class IndiSeek:
         va_t = torch.as_tensor(va, device=device) if len(va) > 1 else None
         t0 = time.perf_counter()
         with cpu_threads(device, cfg.cpu_threads):
-            hist1 = fit_clip(self.clip, x["rna"], x["adt"], tr_t, va_t, cfg, epochs1)
+            if clip_from is None:
+                hist1 = fit_clip(self.clip, x["rna"], x["adt"], tr_t, va_t, cfg, epochs1)
+            else:
+                hist1 = self._copy_clip(clip_from)
             t1 = time.perf_counter()
             hist2 = pd.DataFrame()
             if self.objective.has_specific:
@@ -351,7 +363,8 @@ class IndiSeek:
                     for m in MODALITIES
                 }
                 hist2 = fit_specific_branches(
-                    self.branches, data, self.objective, self.params["lam"], tr_t, va_t, cfg, epochs
+                    self.branches, data, self.objective, self.params["lam"], tr_t, va_t, cfg,
+                    epochs, club_weight=self.params.get("club_weight", 1.0),
                 )
         t2 = time.perf_counter()
         hist1.insert(0, "step", "clip")
@@ -369,6 +382,22 @@ class IndiSeek:
         self._train_index = {"train": tr, "validation": va}
         self.is_trained = True
         logger.info("trained in %.1f s (step 1 %.1f s) on %s", t2 - t0, t1 - t0, device)
+
+    def _copy_clip(self, other: IndiSeek) -> pd.DataFrame:
+        if not other.is_trained:
+            raise ValueError("clip_from must be a trained IndiSeek model.")
+        keys = ("n_shared", "n_hidden", "n_layers")
+        if other.n_features != self.n_features or any(other.params[k] != self.params[k] for k in keys):
+            raise ValueError(
+                "clip_from was built with other inputs or sizes: "
+                f"{other.n_features} vs {self.n_features}, "
+                f"{[other.params[k] for k in keys]} vs {[self.params[k] for k in keys]}."
+            )
+        self.clip.load_state_dict(other.clip.state_dict())
+        self.clip.eval()
+        hist = other.history
+        hist = hist[hist["step"] == "clip"].drop(columns="step") if hist is not None else pd.DataFrame()
+        return hist.dropna(axis=1, how="all").reset_index(drop=True)
 
     # The MuData is not kept on the model (it may be large and is the user's); what training
     # needs is captured at construction.

@@ -1,5 +1,20 @@
 """Tools: θ-scores, WNN weights, rank comparison, clustering metrics, method comparison."""
 
+from ._compare import compare_methods
 from ._leakage import predictability
+from ._metrics import cluster_metrics
+from ._ranks import rank_comparison, rank_table
+from ._theta import label_purity, theta_arrays, theta_score
+from ._wnn import wnn_weights
 
-__all__ = ["predictability"]
+__all__ = [
+    "cluster_metrics",
+    "compare_methods",
+    "label_purity",
+    "predictability",
+    "rank_comparison",
+    "rank_table",
+    "theta_arrays",
+    "theta_score",
+    "wnn_weights",
+]

@@ -1,0 +1,5 @@
+"""Plots: θ ranking, rank scatter, UMAP panels, method comparison, training curves."""
+
+from ._figures import compare_methods, embeddings, rank_scatter, theta_ranking, training_curves
+
+__all__ = ["compare_methods", "embeddings", "rank_scatter", "theta_ranking", "training_curves"]

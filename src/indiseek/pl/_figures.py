@@ -1,0 +1,341 @@
+"""Matplotlib figures of IndiSeek's results. Each returns the Figure and can save it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from .. import _keys as K
+from .._validate import find_labels, get_obsm
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from mudata import MuData
+
+# Okabe–Ito: distinguishable with the common colour-vision deficiencies.
+OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"]
+
+
+def _palette(n: int) -> list:
+    if n <= len(OKABE_ITO):
+        return OKABE_ITO[:n]
+    import matplotlib.pyplot as plt
+
+    cmap = plt.get_cmap("tab20" if n <= 20 else "gist_ncar")
+    return [cmap(i / max(n - 1, 1)) if n > 20 else cmap(i) for i in range(n)]
+
+
+def _finish(fig: Figure, save: str | os.PathLike | None) -> Figure:
+    fig.tight_layout()
+    if save is not None:
+        fig.savefig(save, dpi=150, bbox_inches="tight")
+    return fig
+
+
+def theta_ranking(
+    table: pd.DataFrame,
+    *,
+    title: str | None = None,
+    ax=None,
+    save: str | os.PathLike | None = None,
+) -> Figure:
+    """Mean θ per cell type, sorted, coloured by level-1 parent (paper Figure 4, left).
+
+    Parameters
+    ----------
+    table
+        Output of :func:`indiseek.tl.rank_comparison` (with ``parent_key`` for colours).
+    title
+        Figure title.
+    ax
+        Axes to draw on (default: a new figure).
+    save
+        Path to save the figure to.
+
+    Returns
+    -------
+    The matplotlib Figure.
+
+    Examples
+    --------
+    >>> table = isk.tl.rank_comparison(mdata, parent_key="celltype.l1")  # doctest: +SKIP
+    >>> isk.pl.theta_ranking(table)  # doctest: +SKIP
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    t = table.sort_values("mean_theta")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.5, max(3.0, 0.28 * len(t) + 1.2)))
+    else:
+        fig = ax.figure
+    if "parent" in t:
+        parents = list(pd.unique(t["parent"].astype(str)))
+        colors = dict(zip(parents, _palette(len(parents)), strict=True))
+        bar_colors = [colors[str(p)] for p in t["parent"]]
+        ax.legend(handles=[Patch(color=colors[p], label=p) for p in parents], title="level-1 type",
+                  loc="lower right", fontsize=8, title_fontsize=8, frameon=False)
+    else:
+        bar_colors = OKABE_ITO[4]
+    y = np.arange(len(t))
+    bars = ax.barh(y, t["mean_theta"], color=bar_colors)
+    for bar, included in zip(bars, t["included"], strict=True):
+        if not included:  # excluded from the ranks (too few cells): drawn faint and hatched
+            bar.set_alpha(0.35)
+            bar.set_hatch("//")
+    ax.set_yticks(y, [f"{i} (n={n})" for i, n in zip(t.index, t["n_cells"], strict=True)], fontsize=8)
+    ax.axvline(0, color="0.3", lw=0.8)
+    ax.set_xlabel("mean θ = log(β_RNA / β_ADT)\n← defined by ADT-specific features   ·   defined by RNA-specific features →")
+    ax.set_title(title or "Which modality defines each cell type (mean θ per type)")
+    return _finish(fig, save)
+
+
+def rank_scatter(
+    table: pd.DataFrame,
+    *,
+    title: str | None = None,
+    ax=None,
+    save: str | os.PathLike | None = None,
+) -> Figure:
+    """Rank of mean θ against rank of mean WNN RNA weight per type; ρ in the title (Figure 4, right).
+
+    Parameters
+    ----------
+    table
+        Output of :func:`indiseek.tl.rank_comparison`.
+    title
+        Title prefix.
+    ax
+        Axes to draw on.
+    save
+        Path to save the figure to.
+
+    Returns
+    -------
+    The matplotlib Figure.
+
+    Examples
+    --------
+    >>> isk.pl.rank_scatter(table)  # doctest: +SKIP
+    """
+    import matplotlib.pyplot as plt
+
+    t = table[table["included"]]
+    ref = "mean_weight" if "mean_weight" in t else "reference"
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.5, 5.0))
+    else:
+        fig = ax.figure
+    if "parent" in t:
+        parents = list(pd.unique(t["parent"].astype(str)))
+        colors = dict(zip(parents, _palette(len(parents)), strict=True))
+        for p in parents:
+            s = t[t["parent"].astype(str) == p]
+            ax.scatter(s["weight_rank"], s["theta_rank"], color=colors[p], label=p, s=40, edgecolor="k", lw=0.4)
+        ax.legend(title="level-1 type", fontsize=8, title_fontsize=8, frameon=False)
+    else:
+        ax.scatter(t["weight_rank"], t["theta_rank"], color=OKABE_ITO[4], s=40, edgecolor="k", lw=0.4)
+    for name, row in t.iterrows():
+        ax.annotate(str(name), (row["weight_rank"], row["theta_rank"]), fontsize=6, alpha=0.8,
+                    xytext=(3, 3), textcoords="offset points")
+    n = len(t)
+    ax.plot([1, n], [1, n], color="0.6", lw=0.8, ls="--")
+    what = "mean WNN RNA weight" if ref == "mean_weight" else "reference (truth)"
+    ax.set_xlabel(f"rank of {what} (1 = most RNA-weighted)")
+    ax.set_ylabel("rank of mean θ (1 = most RNA-specific)")
+    rho = table.attrs.get("spearman", float("nan"))
+    p = table.attrs.get("pvalue", float("nan"))
+    ax.set_title(f"{title + ': ' if title else ''}Spearman ρ = {rho:.3f} (p = {p:.2g}, {n} types)")
+    return _finish(fig, save)
+
+
+def _umap(mdata: MuData, key: str, recompute: bool, seed: int) -> np.ndarray:
+    cache = f"X_umap_{key.removeprefix('X_')}"
+    if cache in mdata.obsm and not recompute and len(mdata.obsm[cache]) == mdata.n_obs:
+        return np.asarray(mdata.obsm[cache])
+    import umap
+
+    x = get_obsm(mdata, key)
+    n_neighbors = min(15, max(2, len(x) - 1))
+    coords = umap.UMAP(n_neighbors=n_neighbors, random_state=seed).fit_transform(x)
+    mdata.obsm[cache] = coords.astype(np.float32)
+    return coords
+
+
+def embeddings(
+    mdata: MuData,
+    color: str | Sequence[str] = ("celltype.l1", "celltype.l2"),
+    keys: Sequence[str] | None = None,
+    *,
+    recompute: bool = False,
+    seed: int = 0,
+    point_size: float | None = None,
+    save: str | os.PathLike | None = None,
+) -> Figure:
+    """UMAP panels of the IndiSeek embeddings, one column per embedding, one row per label.
+
+    UMAP coordinates are cached in ``mdata.obsm["X_umap_<key>"]``, so replotting is instant;
+    pass ``recompute=True`` after retraining.
+
+    Parameters
+    ----------
+    mdata
+        MuData with embeddings (:meth:`IndiSeek.write_obsm`).
+    color
+        Label column(s) to colour by.
+    keys
+        ``mdata.obsm`` keys (default: C_rna, Z_rna, C_adt, Z_adt and the concatenation).
+    recompute
+        Recompute cached UMAPs.
+    seed
+        UMAP seed.
+    point_size
+        Marker size (default scales with the number of cells).
+    save
+        Path to save the figure to.
+
+    Returns
+    -------
+    The matplotlib Figure.
+
+    Examples
+    --------
+    >>> isk.pl.embeddings(mdata, color=["celltype.l1", "celltype.l2"])  # doctest: +SKIP
+    """
+    import matplotlib.pyplot as plt
+
+    colors = [color] if isinstance(color, str) else list(color)
+    keys = list(keys) if keys is not None else [
+        K.OBSM["C_rna"], K.OBSM["Z_rna"], K.OBSM["C_adt"], K.OBSM["Z_adt"], K.OBSM_ALL
+    ]
+    titles = {
+        K.OBSM["C_rna"]: "C_RNA (shared, from RNA)", K.OBSM["Z_rna"]: "Z_RNA (RNA-specific)",
+        K.OBSM["C_adt"]: "C_ADT (shared, from ADT)", K.OBSM["Z_adt"]: "Z_ADT (ADT-specific)",
+        K.OBSM_ALL: "all four concatenated",
+    }
+    coords = {k: _umap(mdata, k, recompute, seed) for k in keys}
+    size = point_size or max(1.0, min(20.0, 30000 / max(mdata.n_obs, 1)))
+    fig, axes = plt.subplots(len(colors), len(keys), figsize=(3.3 * len(keys) + 1.8, 3.2 * len(colors)),
+                             squeeze=False)
+    for r, ck in enumerate(colors):
+        labels = find_labels(mdata, ck).astype(str).to_numpy()
+        cats = sorted(pd.unique(labels))
+        pal = dict(zip(cats, _palette(len(cats)), strict=True))
+        point_colors = [pal[v] for v in labels]
+        for c, key in enumerate(keys):
+            ax = axes[r, c]
+            xy = coords[key]
+            ax.scatter(xy[:, 0], xy[:, 1], c=point_colors, s=size, linewidths=0, rasterized=True)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(titles.get(key, key), fontsize=10)
+            if c == 0:
+                ax.set_ylabel(f"UMAP · coloured by {ck}", fontsize=9)
+        handles = [plt.Line2D([], [], marker="o", ls="", color=pal[v], label=v) for v in cats]
+        axes[r, -1].legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=7,
+                           frameon=False, ncol=1 if len(cats) <= 16 else 2, title=ck, title_fontsize=8)
+    return _finish(fig, save)
+
+
+def compare_methods(
+    df: pd.DataFrame,
+    metric: str = "spearman",
+    *,
+    ax=None,
+    save: str | os.PathLike | None = None,
+) -> Figure:
+    """A metric per objective across λ, mean ± sd over seeds (paper Figure 5).
+
+    Parameters
+    ----------
+    df
+        Output of :func:`indiseek.tl.compare_methods`.
+    metric
+        Column to plot (``"spearman"``, ``"ARI_all"``, ...).
+    ax
+        Axes to draw on.
+    save
+        Path to save the figure to.
+
+    Returns
+    -------
+    The matplotlib Figure.
+
+    Examples
+    --------
+    >>> isk.pl.compare_methods(df)  # doctest: +SKIP
+    """
+    import matplotlib.pyplot as plt
+
+    if metric not in df:
+        raise KeyError(f"No column {metric!r} in the comparison table; columns: {list(df.columns)}.")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 4))
+    else:
+        fig = ax.figure
+    objs = list(pd.unique(df["objective"]))
+    pal = dict(zip(objs, _palette(len(objs)), strict=True))
+    lams = sorted(df["lam"].dropna().unique())
+    for obj in objs:
+        d = df[df["objective"] == obj]
+        if d["lam"].isna().all():
+            m, s = d[metric].mean(), d[metric].std(ddof=0)
+            ax.axhline(m, color=pal[obj], ls="--", label=f"{obj} (no λ)")
+            if lams:
+                ax.fill_between([min(lams), max(lams)], m - s, m + s, color=pal[obj], alpha=0.15)
+            continue
+        g = d.groupby("lam")[metric]
+        ax.errorbar(g.mean().index, g.mean(), yerr=g.std(ddof=0).fillna(0), marker="o", capsize=3,
+                    color=pal[obj], label=obj)
+    if lams and min(lams) > 0:
+        ax.set_xscale("log")
+    ax.set_xlabel("λ (weight of the completeness term)")
+    ax.set_ylabel("Spearman ρ of θ ranks vs reference" if metric == "spearman" else metric)
+    n_seeds = df["seed"].nunique()
+    ax.set_title(f"Methods across λ (mean ± sd over {n_seeds} seed{'s' if n_seeds > 1 else ''})")
+    ax.legend(fontsize=8, frameon=False)
+    return _finish(fig, save)
+
+
+def training_curves(history: pd.DataFrame, *, save: str | os.PathLike | None = None) -> Figure:
+    """Loss terms per epoch for step 1 (InfoNCE) and step 2 (CLUB, relative reconstruction error).
+
+    Parameters
+    ----------
+    history
+        ``model.history``.
+    save
+        Path to save the figure to.
+
+    Returns
+    -------
+    The matplotlib Figure.
+
+    Examples
+    --------
+    >>> isk.pl.training_curves(model.history)  # doctest: +SKIP
+    """
+    import matplotlib.pyplot as plt
+
+    h1 = history[history["step"] == "clip"]
+    h2 = history[history["step"] == "specific"]
+    panels = [("InfoNCE (step 1: shared features)", h1, ["train_infonce", "val_infonce"])]
+    for mod in ("rna", "adt"):
+        panels.append((f"CLUB estimate, {mod.upper()} (step 2)", h2, [f"train_{mod}_club", f"val_{mod}_club"]))
+        panels.append((f"relative reconstruction error, {mod.upper()}", h2,
+                       [f"train_{mod}_rel_rec_error", f"val_{mod}_rel_rec_error"]))
+    panels = [p for p in panels if len(p[1]) and any(c in p[1] for c in p[2])]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False)
+    for ax, (title, h, cols) in zip(axes[0], panels, strict=True):
+        for col, color in zip(cols, (OKABE_ITO[4], OKABE_ITO[5]), strict=True):
+            if col in h:
+                ax.plot(h["epoch"], h[col], color=color, label="train" if col.startswith("train") else "validation")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7, frameon=False)
+    return _finish(fig, save)

@@ -1,0 +1,92 @@
+"""Clustering agreement (ARI, NMI) of embeddings with cell-type labels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from .. import _keys as K
+from .._validate import find_labels, get_obsm
+from ._theta import _subset_mask
+
+if TYPE_CHECKING:
+    from mudata import MuData
+
+DEFAULT_KEYS = [*K.OBSM.values(), K.OBSM_ALL]
+
+
+def cluster_metrics(
+    mdata: MuData,
+    label_key: str | Sequence[str] = "celltype.l2",
+    obsm_keys: Sequence[str] | None = None,
+    *,
+    n_clusters: int | None = None,
+    n_init: int = 10,
+    seed: int = 0,
+    subset: str | np.ndarray | None = None,
+    split_key: str = K.SPLIT,
+) -> pd.DataFrame:
+    """ARI and NMI between k-means clusters of embeddings and cell-type labels.
+
+    For each embedding × label column, k-means (scikit-learn) with ``k`` = number of distinct
+    labels (or ``n_clusters``) is compared with the labels. Cells without a label are left out.
+
+    Parameters
+    ----------
+    mdata
+        MuData with embeddings in ``.obsm``.
+    label_key
+        One or more label columns (``mdata.obs`` or a modality's ``.obs``).
+    obsm_keys
+        Embeddings to score (default: the IndiSeek keys present in ``mdata.obsm``).
+    n_clusters
+        Number of clusters (default: number of labels).
+    n_init
+        k-means restarts.
+    seed
+        k-means seed.
+    subset
+        Restrict to cells: boolean mask or a value of ``mdata.obs[split_key]`` (e.g. ``"test"``).
+    split_key
+        Column ``subset`` refers to.
+
+    Returns
+    -------
+    Tidy DataFrame with columns ``embedding``, ``label_key``, ``n_clusters``, ``n_cells``,
+    ``ARI``, ``NMI``.
+
+    Examples
+    --------
+    >>> isk.tl.cluster_metrics(mdata, label_key=["celltype.l1", "celltype.l2"])  # doctest: +SKIP
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    labels_keys = [label_key] if isinstance(label_key, str) else list(label_key)
+    if obsm_keys is None:
+        obsm_keys = [k for k in DEFAULT_KEYS if k in mdata.obsm]
+        if not obsm_keys:
+            raise KeyError(
+                "No IndiSeek embeddings in mdata.obsm; run model.write_obsm(mdata) or pass obsm_keys."
+            )
+    base = _subset_mask(mdata, subset, split_key)
+    rows = []
+    for lk in labels_keys:
+        labels = find_labels(mdata, lk)
+        mask = base & labels.notna().to_numpy()
+        lab = labels.astype(object).to_numpy()[mask]
+        k = n_clusters or len(pd.unique(lab))
+        if k < 2 or mask.sum() <= k:
+            raise ValueError(f"Label {lk!r}: {mask.sum()} labelled cells and {k} labels; need more cells than labels and at least 2 labels.")
+        for key in obsm_keys:
+            x = get_obsm(mdata, key)[mask]
+            pred = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(x)
+            rows.append({
+                "embedding": key, "label_key": lk, "n_clusters": int(k), "n_cells": int(mask.sum()),
+                "ARI": float(adjusted_rand_score(lab, pred)),
+                "NMI": float(normalized_mutual_info_score(lab, pred)),
+            })
+    return pd.DataFrame(rows)

@@ -1,0 +1,150 @@
+"""θ-score: which modality's specific features define a cell's type."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pandas as pd
+
+from .. import _keys as K
+from .._validate import find_labels, get_obsm
+from ._neighbors import knn_indices
+
+if TYPE_CHECKING:
+    from mudata import MuData
+
+logger = logging.getLogger(__name__)
+
+
+def label_purity(x: np.ndarray, labels: np.ndarray, k: int = 10,
+                 method: Literal["auto", "exact", "approx"] = "auto", seed: int = 0) -> np.ndarray:
+    """β: share of each cell's ``k`` nearest neighbours in ``x`` that carry its label."""
+    idx = knn_indices(np.asarray(x, dtype=np.float32), k, method, seed)
+    codes = pd.factorize(labels)[0]
+    return (codes[idx] == codes[:, None]).mean(axis=1)
+
+
+def theta_arrays(z_rna: np.ndarray, z_adt: np.ndarray, labels: np.ndarray, k: int = 10,
+                 pseudocount: float | None = None,
+                 method: Literal["auto", "exact", "approx"] = "auto",
+                 seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Array version of :func:`theta_score` for labelled cells: returns (θ, β_RNA, β_ADT)."""
+    eps = 1.0 / (2 * k) if pseudocount is None else float(pseudocount)
+    beta_rna = label_purity(z_rna, labels, k, method, seed)
+    beta_adt = label_purity(z_adt, labels, k, method, seed)
+    return np.log((beta_rna + eps) / (beta_adt + eps)), beta_rna, beta_adt
+
+
+def _subset_mask(mdata: MuData, subset, split_key: str) -> np.ndarray:
+    n = mdata.n_obs
+    if subset is None:
+        return np.ones(n, dtype=bool)
+    if isinstance(subset, str):
+        if split_key not in mdata.obs:
+            raise KeyError(
+                f"subset={subset!r} refers to mdata.obs[{split_key!r}], which does not exist; "
+                "run isk.pp.prepare(..., train_size=...) or pass a boolean mask."
+            )
+        mask = (mdata.obs[split_key].astype(str) == subset).to_numpy()
+        if not mask.any():
+            raise ValueError(f"No cells with mdata.obs[{split_key!r}] == {subset!r}.")
+        return mask
+    mask = np.asarray(subset)
+    if mask.dtype != bool or mask.shape != (n,):
+        raise ValueError(f"subset must be a boolean mask of length {n} (or a split name), got {mask.dtype} {mask.shape}.")
+    return mask
+
+
+def theta_score(
+    mdata: MuData,
+    label_key: str = "celltype.l2",
+    k: int = 10,
+    *,
+    rna_key: str = K.OBSM["Z_rna"],
+    adt_key: str = K.OBSM["Z_adt"],
+    subset: str | np.ndarray | None = None,
+    split_key: str = K.SPLIT,
+    pseudocount: float | None = None,
+    method: Literal["auto", "exact", "approx"] = "auto",
+    key_added: str = K.THETA,
+    seed: int = 0,
+) -> None:
+    """Per-cell θ = log(β_RNA / β_ADT) from modality-specific embeddings.
+
+    β_RNA (β_ADT) is the share of a cell's ``k`` nearest neighbours (Euclidean) in Z_RNA
+    (Z_ADT) that carry the cell's label. θ > 0: the cell's type is better told apart by
+    RNA-specific features; θ < 0: by ADT-specific features.
+
+    Handling of edge cases:
+
+    - β = 0 is common (a type no modality resolves). θ uses a pseudocount ε on both sides,
+      ``θ = log((β_RNA + ε) / (β_ADT + ε))``, with ``ε = 1/(2k)`` (half a neighbour) by default,
+      so θ is always finite and 0 when both β are 0.
+    - Cells without a label (NaN) take no part: they are not searched as neighbours and get
+      NaN θ and β.
+    - A type with a single cell has β = 0 in both spaces, hence θ = 0.
+    - ``k`` ≥ the number of scored cells: ``k`` is lowered to (cells − 1) with a warning.
+
+    Parameters
+    ----------
+    mdata
+        MuData with the embeddings in ``.obsm`` (:meth:`IndiSeek.write_obsm`).
+    label_key
+        Labels in ``mdata.obs`` or a modality's ``.obs`` (``"rna:celltype"`` or ``"celltype"``).
+    k
+        Number of neighbours (paper: 10).
+    rna_key, adt_key
+        ``mdata.obsm`` keys of Z_RNA and Z_ADT (any two embeddings work, e.g. per-modality PCs).
+    subset
+        Score only these cells, with neighbours searched among them: a boolean mask or a value
+        of ``mdata.obs[split_key]`` such as ``"test"``. Other cells get NaN.
+    split_key
+        Column that ``subset`` names a value of.
+    pseudocount
+        ε above (default ``1/(2k)``).
+    method
+        Neighbour search: ``"exact"`` (scikit-learn), ``"approx"`` (pynndescent) or ``"auto"``
+        (approximate above 50,000 cells).
+    key_added
+        ``mdata.obs`` column for θ; β go to ``indiseek_beta_rna`` / ``indiseek_beta_adt``.
+    seed
+        Seed of the approximate search.
+
+    Returns
+    -------
+    Nothing; writes ``mdata.obs[key_added]``, ``mdata.obs["indiseek_beta_rna"]``,
+    ``mdata.obs["indiseek_beta_adt"]`` and ``mdata.uns["indiseek"]["theta"]``.
+
+    Examples
+    --------
+    >>> isk.tl.theta_score(mdata, label_key="celltype.l2", k=10, subset="test")  # doctest: +SKIP
+    >>> mdata.obs["indiseek_theta"].describe()  # doctest: +SKIP
+    """
+    if int(k) != k or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}.")
+    z_rna = get_obsm(mdata, rna_key)
+    z_adt = get_obsm(mdata, adt_key)
+    labels = find_labels(mdata, label_key)
+    mask = _subset_mask(mdata, subset, split_key) & labels.notna().to_numpy()
+    n = int(mask.sum())
+    if n < 2:
+        raise ValueError(f"θ needs at least 2 labelled cells; found {n} (label {label_key!r}).")
+    if k >= n:
+        warnings.warn(f"k={k} is not smaller than the {n} scored cells; using k={n - 1}.", stacklevel=2)
+        k = n - 1
+    eps = 1.0 / (2 * k) if pseudocount is None else float(pseudocount)
+    if eps <= 0:
+        raise ValueError(f"pseudocount must be > 0, got {pseudocount!r}.")
+    lab = labels.to_numpy()[mask]
+    theta, beta_rna, beta_adt = theta_arrays(z_rna[mask], z_adt[mask], lab, k, eps, method, seed)
+    for key, values in ((key_added, theta), (K.BETA_RNA, beta_rna), (K.BETA_ADT, beta_adt)):
+        full = np.full(mdata.n_obs, np.nan)
+        full[mask] = values
+        mdata.obs[key] = full
+    mdata.uns.setdefault(K.UNS, {})["theta"] = {
+        "label_key": label_key, "k": int(k), "pseudocount": eps, "rna_key": rna_key,
+        "adt_key": adt_key, "n_cells": n, "key_added": key_added,
+    }
