@@ -165,10 +165,17 @@ def synthetic_citeseq(
     latent = {}
     lineage_scale = {"shared": 2.5 * separation, "rna": 0.0, "adt": 0.0}
     weight_col = {"shared": "w_shared", "rna": "w_rna", "adt": "w_adt"}
+    # Sibling j of every lineage moves along the same modality-specific programme u[j]
+    # (think activation or cycling states that recur across lineages), so the specific factors
+    # are nearly independent of the lineage, i.e. of the shared factor, as IndiSeek assumes.
+    sibling = design.groupby("celltype.l1").cumcount().to_numpy()
     for key in ("shared", "rna", "adt"):
         centres = lineage_scale[key] * unit(len(lineage_names))
-        gain = 2.0 if key == "shared" else 1.0
-        offsets = gain * separation * design[weight_col[key]].to_numpy()[:, None] * unit(n_types)
+        if key == "shared":
+            directions = 2.0 * unit(n_types)
+        else:
+            directions = unit(int(sibling.max()) + 1)[sibling]
+        offsets = separation * design[weight_col[key]].to_numpy()[:, None] * directions
         mean = centres[lin_idx] + offsets
         latent[key] = (mean[cell_type] + rng.normal(size=(n_cells, n_latent))).astype(np.float32)
 

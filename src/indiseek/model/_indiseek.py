@@ -485,7 +485,9 @@ class IndiSeek:
         """Write the representations into ``mdata.obsm``.
 
         Keys: ``X_indiseek_C_rna``, ``X_indiseek_C_adt``, ``X_indiseek_Z_rna``,
-        ``X_indiseek_Z_adt`` and ``X_indiseek`` (the four concatenated, in that order).
+        ``X_indiseek_Z_adt`` and ``X_indiseek`` (the four concatenated, in that order, each
+        block scaled to unit total variance so that no block dominates distances: C is
+        L2-normalised while Z has unit variance per dimension).
         The model's settings go to ``mdata.uns["indiseek"]["model"]``.
 
         Examples
@@ -495,7 +497,7 @@ class IndiSeek:
         reps = self.get_representations(mdata)
         for k, key in K.OBSM.items():
             mdata.obsm[key] = reps[k]
-        mdata.obsm[K.OBSM_ALL] = np.concatenate([reps[k] for k in K.OBSM], axis=1)
+        mdata.obsm[K.OBSM_ALL] = concatenate_blocks([reps[k] for k in K.OBSM])
         mdata.uns.setdefault(K.UNS, {})["model"] = {
             **self.params,
             **{k: v for k, v in self.train_params.items() if not isinstance(v, bool | type(None))},
@@ -668,6 +670,15 @@ class IndiSeek:
             f"n_specific={p['n_specific']}, n_hidden={p['n_hidden']}, n_layers={p['n_layers']}; "
             f"inputs rna={self.n_features['rna']}, adt={self.n_features['adt']}; {state})"
         )
+
+
+def concatenate_blocks(blocks: list[np.ndarray]) -> np.ndarray:
+    """Concatenate embeddings after scaling each to unit total variance."""
+    scaled = []
+    for b in blocks:
+        total = float(np.var(b, axis=0).sum())
+        scaled.append(b / np.sqrt(total) if total > 0 else b)
+    return np.concatenate(scaled, axis=1).astype(np.float32)
 
 
 def _flatten(d: dict, prefix: str = "") -> list[tuple[str, Any]]:

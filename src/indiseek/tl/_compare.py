@@ -89,6 +89,7 @@ def compare_methods(
     from tqdm.auto import tqdm
 
     from ..model import IndiSeek
+    from ..model._indiseek import concatenate_blocks
 
     model_kwargs = dict(model_kwargs or {})
     train_kwargs = {"progress_bar": False, **(train_kwargs or {})}
@@ -119,7 +120,7 @@ def compare_methods(
         if reuse_clip and seed not in clip_models:
             clip_models[seed] = model
         reps = model.get_representations()
-        reps["all"] = np.concatenate([reps[key] for key in ("C_rna", "C_adt", "Z_rna", "Z_adt")], axis=1)
+        reps["all"] = concatenate_blocks([reps[key] for key in ("C_rna", "C_adt", "Z_rna", "Z_adt")])
         theta, _, _ = theta_arrays(reps["Z_rna"][mask], reps["Z_adt"][mask], lab, k)
         table = rank_table(lab, theta, weights=weights, reference=reference, min_cells=min_cells)
         row = {"objective": obj, "lam": lam, "seed": seed, "spearman": table.attrs["spearman"],

@@ -1,0 +1,172 @@
+import pickle
+
+import mudata as md
+import numpy as np
+import pytest
+import torch
+
+import indiseek as isk
+
+from .conftest import shared_file
+
+KEYS = ["X_indiseek_C_rna", "X_indiseek_C_adt", "X_indiseek_Z_rna", "X_indiseek_Z_adt", "X_indiseek"]
+SMALL = dict(n_shared=8, n_specific=6, n_hidden=32, n_layers=3)
+
+
+@pytest.mark.parametrize("objective", ["indiseek", "indiseek0", "factorized_cl", "infodisen", "clip"])
+def test_every_objective_writes_obsm(small_mdata, objective):
+    model = isk.IndiSeek(small_mdata, objective=objective, lam=1.0, **SMALL)
+    model.train(max_epochs=2, progress_bar=False)
+    model.write_obsm(small_mdata)
+    n = small_mdata.n_obs
+    assert small_mdata.obsm["X_indiseek_C_rna"].shape == (n, 8)
+    z_dim = 8 if objective == "clip" else 6
+    assert small_mdata.obsm["X_indiseek_Z_adt"].shape == (n, z_dim)
+    assert small_mdata.obsm["X_indiseek"].shape == (n, 16 + 2 * z_dim)
+    for key in KEYS:
+        assert np.all(np.isfinite(small_mdata.obsm[key]))
+    assert small_mdata.uns["indiseek"]["model"]["objective"] == objective
+    assert set(model.history["step"]) == ({"clip"} if objective == "clip" else {"clip", "specific"})
+
+
+def test_real_data_all_objectives():
+    mdata = md.read_h5mu(shared_file("pbmc_wnn_paired800.h5mu"))
+    isk.pp.prepare(mdata, train_size=0.7, seed=0)
+    isk.IndiSeek.setup_mudata(mdata)
+    for objective in ["indiseek", "indiseek0", "factorized_cl", "infodisen", "clip"]:
+        model = isk.IndiSeek(mdata, objective=objective, n_hidden=32, n_layers=3)
+        model.train(max_epochs=2, progress_bar=False)
+        model.write_obsm(mdata)
+        assert mdata.obsm["X_indiseek"].shape == (800, 200)
+        assert mdata.obsm["X_indiseek_Z_rna"].shape == (800, 50)
+
+
+def test_same_seed_same_representations(small_mdata):
+    reps = []
+    for _ in range(2):
+        model = isk.IndiSeek(small_mdata, **SMALL)
+        model.train(max_epochs=2, progress_bar=False, seed=7)
+        reps.append(model.get_representations())
+    for key in reps[0]:
+        np.testing.assert_array_equal(reps[0][key], reps[1][key])
+    other = isk.IndiSeek(small_mdata, **SMALL)
+    other.train(max_epochs=2, progress_bar=False, seed=8)
+    assert not np.allclose(other.get_representations()["Z_rna"], reps[0]["Z_rna"])
+
+
+def test_save_load_roundtrip(trained, tmp_path):
+    model, mdata = trained
+    model.save(tmp_path / "m")
+    loaded = isk.IndiSeek.load(tmp_path / "m", mdata)
+    a, b = model.get_representations(mdata), loaded.get_representations(mdata)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    import json
+
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert cfg["versions"]["torch"] == torch.__version__.split("+")[0] or cfg["versions"]["torch"].startswith(torch.__version__.split("+")[0])
+    assert cfg["params"]["lam"] == 10.0
+    with pytest.raises(FileExistsError):
+        model.save(tmp_path / "m")
+    model.save(tmp_path / "m", overwrite=True)
+
+
+class _Payload:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch PWNED_BY_PICKLE",))
+
+
+def test_pickle_payload_refused(trained, tmp_path, monkeypatch):
+    model, mdata = trained
+    model.save(tmp_path / "m")
+    tensors = torch.load(tmp_path / "m" / "model.pt", weights_only=True)
+    tensors["evil"] = _Payload()
+    with open(tmp_path / "m" / "model.pt", "wb") as fh:
+        pickle.dump(tensors, fh)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="Refusing to load"):
+        isk.IndiSeek.load(tmp_path / "m")
+    assert not (tmp_path / "PWNED_BY_PICKLE").exists()
+
+
+def test_new_cells(trained, small_mdata_factory):
+    model, mdata = trained
+    new = isk.datasets.synthetic_citeseq(n_cells=150, n_genes=300, n_proteins=20, n_types=10, seed=11)
+    reps = model.get_representations(new)  # prepared with the training fit on the fly
+    assert reps["Z_rna"].shape == (150, 6)
+    assert "X_indiseek_pca" in new.mod["rna"].obsm
+    # identical cells give identical representations whether seen in training or not
+    sub = mdata[:40].copy()
+    for mod in ("rna", "adt"):
+        for key in list(sub.mod[mod].obsm):
+            del sub.mod[mod].obsm[key]
+    sub.uns.pop("indiseek", None)
+    np.testing.assert_allclose(model.get_representations(sub)["Z_adt"], model.get_representations(mdata)["Z_adt"][:40], atol=1e-4)
+
+
+def test_mismatched_features(trained):
+    model, mdata = trained
+    bad = mdata.copy()
+    bad.mod["adt"].obsm["X_indiseek_adt"] = bad.mod["adt"].obsm["X_indiseek_adt"][:, :5]
+    bad.uns["indiseek"].pop("prepare")
+    with pytest.raises(ValueError, match="'adt'.*5 features.*trained on 20"):
+        model.get_representations(bad)
+    refit = mdata.copy()
+    isk.pp.prepare(refit, n_pcs=30, seed=3, train_size=0.5)
+    with pytest.raises(ValueError, match="different preprocessing fit"):
+        model.get_representations(refit)
+
+
+def test_errors(small_mdata_factory):
+    mdata = isk.datasets.synthetic_citeseq(n_cells=200, n_genes=100, n_proteins=10, n_types=10, seed=0)
+    with pytest.raises(KeyError, match="X_indiseek_pca"):
+        isk.IndiSeek.setup_mudata(mdata)
+    with pytest.raises(ValueError, match="setup_mudata"):
+        isk.IndiSeek(mdata)
+    m = small_mdata_factory(n_cells=200)
+    with pytest.raises(ValueError, match="objective"):
+        isk.IndiSeek(m, objective="vae")
+    model = isk.IndiSeek(m, **SMALL)
+    with pytest.raises(RuntimeError, match="not trained"):
+        model.get_representations()
+    with pytest.raises(ValueError, match="accelerator"):
+        model.train(accelerator="tpu", progress_bar=False)
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA"):
+            model.train(accelerator="cuda:1", progress_bar=False)
+    with pytest.raises(ValueError, match="max_epochs"):
+        model.train(max_epochs=0, progress_bar=False)
+
+
+def test_clip_reuse_is_exact(small_mdata):
+    a = isk.IndiSeek(small_mdata, **SMALL)
+    a.train(max_epochs=2, progress_bar=False, seed=3)
+    b = isk.IndiSeek(small_mdata, objective="infodisen", **SMALL)
+    b.train(max_epochs=2, progress_bar=False, seed=3, clip_from=a)
+    c = isk.IndiSeek(small_mdata, objective="infodisen", **SMALL)
+    c.train(max_epochs=2, progress_bar=False, seed=3)
+    rb, rc = b.get_representations(), c.get_representations()
+    np.testing.assert_array_equal(rb["C_rna"], rc["C_rna"])
+    np.testing.assert_allclose(rb["Z_rna"], rc["Z_rna"], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_indiseek_removes_cross_modal_information():
+    """Z_i predicts C_other far worse than CLIP's own features do, and (Z_i, C_i) still reconstruct X_i."""
+    mdata = isk.datasets.synthetic_citeseq(n_cells=2000, seed=0)
+    isk.pp.prepare(mdata, train_size=0.5, seed=0)
+    isk.IndiSeek.setup_mudata(mdata)
+    ind = isk.IndiSeek(mdata, lam=10.0)
+    ind.train(progress_bar=False)
+    clip = isk.IndiSeek(mdata, objective="clip")
+    clip.train(progress_bar=False, clip_from=ind)
+    d_ind, d_clip = ind.disentanglement(), clip.disentanglement()
+    print(d_ind, d_clip)
+    for mod in ("rna", "adt"):
+        assert d_clip.loc[mod, "r2_Z_to_C_other"] > 0.6
+        assert d_ind.loc[mod, "r2_Z_to_C_other"] < 0.35
+        assert d_ind.loc[mod, "r2_Z_to_C_other"] < d_clip.loc[mod, "r2_Z_to_C_other"] - 0.4
+        assert d_ind.loc[mod, "rel_rec_error"] < 0.6
+    assert d_ind.loc["adt", "rel_rec_error"] < 0.3

@@ -1,0 +1,198 @@
+import anndata as ad
+import mudata as md
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+
+import indiseek as isk
+
+from .conftest import shared_file
+
+
+def _sim(n=400, seed=0):
+    return isk.datasets.synthetic_citeseq(n_cells=n, n_genes=300, n_proteins=15, n_types=10, seed=seed)
+
+
+def test_outputs_and_counts_untouched():
+    m = _sim()
+    before = {k: m.mod[k].X.copy() for k in ("rna", "adt")}
+    isk.pp.prepare(m, train_size=0.75, seed=1)
+    for k in ("rna", "adt"):
+        assert (m.mod[k].X != before[k]).nnz == 0
+    assert m.mod["rna"].obsm["X_indiseek_pca"].shape == (400, 50)
+    assert m.mod["adt"].obsm["X_indiseek_adt"].shape == (400, 15)
+    assert m.mod["adt"].layers["indiseek_clr"].shape == (400, 15)
+    assert (m.obs["indiseek_split"] == "train").sum() == 300
+    params = m.uns["indiseek"]["prepare"]["params"]
+    assert params["n_train"] == 300 and params["n_pcs"] == 50
+    train = (m.obs["indiseek_split"] == "train").to_numpy()
+    np.testing.assert_allclose(m.mod["adt"].obsm["X_indiseek_adt"][train].mean(0), 0, atol=1e-4)
+
+
+def test_split_is_reproducible():
+    a, b = _sim(), _sim()
+    isk.pp.prepare(a, train_size=100, seed=5)
+    isk.pp.prepare(b, train_size=100, seed=5)
+    assert a.obs["indiseek_split"].equals(b.obs["indiseek_split"])
+    assert (a.obs["indiseek_split"] == "train").sum() == 100
+
+
+@pytest.mark.parametrize("adt_clr_axis", [0, 1])
+def test_no_leakage_from_test_cells(adt_clr_axis):
+    """Changing test cells' counts changes neither training inputs nor fitted loadings."""
+    a = _sim(seed=2)
+    b = _sim(seed=2)
+    kw = dict(train_size=0.6, seed=3, adt_clr_axis=adt_clr_axis, adt_n_pcs="auto")
+    isk.pp.prepare(a, **kw)
+    test = (a.obs["indiseek_split"] == "test").to_numpy()
+    rng = np.random.default_rng(0)
+    for mod in ("rna", "adt"):
+        x = b.mod[mod].X.toarray()
+        x[test] = rng.poisson(50.0, size=x[test].shape) + 1
+        b.mod[mod].X = sparse.csr_matrix(x)
+    isk.pp.prepare(b, **kw)
+    assert a.obs["indiseek_split"].equals(b.obs["indiseek_split"])
+    train = ~test
+    for mod, key in (("rna", "X_indiseek_pca"), ("adt", "X_indiseek_adt")):
+        np.testing.assert_allclose(a.mod[mod].obsm[key][train], b.mod[mod].obsm[key][train], atol=1e-5)
+        assert not np.allclose(a.mod[mod].obsm[key][test], b.mod[mod].obsm[key][test])
+    sa, sb = a.uns["indiseek"]["prepare"], b.uns["indiseek"]["prepare"]
+    np.testing.assert_allclose(sa["rna"]["loadings"], sb["rna"]["loadings"], atol=1e-6)
+    np.testing.assert_array_equal(sa["rna"]["genes"], sb["rna"]["genes"])
+    np.testing.assert_allclose(sa["adt"]["loadings"], sb["adt"]["loadings"], atol=1e-6)
+
+
+def test_layers_dense_and_reference():
+    m = _sim()
+    for mod in ("rna", "adt"):
+        m.mod[mod].layers["counts"] = m.mod[mod].X.toarray()
+        m.mod[mod].X = np.zeros(m.mod[mod].shape, dtype=np.float32) - 1  # not counts
+    isk.pp.prepare(m, rna_layer="counts", adt_layer="counts", train_size=0.5)
+    ref = _sim()
+    isk.pp.prepare(ref, train_size=0.5)
+    np.testing.assert_allclose(m.mod["rna"].obsm["X_indiseek_pca"], ref.mod["rna"].obsm["X_indiseek_pca"], rtol=1e-3, atol=1e-3)
+    # apply the fitted preprocessing to new cells
+    new = _sim(n=120, seed=9)
+    isk.pp.prepare(new, reference=ref)
+    assert new.mod["rna"].obsm["X_indiseek_pca"].shape == (120, 50)
+    assert "indiseek_split" not in new.obs
+    np.testing.assert_allclose(new.uns["indiseek"]["prepare"]["rna"]["loadings"], ref.uns["indiseek"]["prepare"]["rna"]["loadings"])
+
+
+def test_reference_missing_genes():
+    ref = _sim()
+    isk.pp.prepare(ref)
+    new = _sim(n=50, seed=1)
+    new.mod["rna"] = new.mod["rna"][:, 10:].copy()
+    new.update()
+    with pytest.raises(ValueError, match="'rna' lacks"):
+        isk.pp.prepare(new, reference=ref)
+
+
+def test_real_pbmc800():
+    m = md.read_h5mu(shared_file("pbmc_wnn_paired800.h5mu"))
+    isk.pp.prepare(m, train_size=0.5, seed=0, adt_n_pcs="auto")
+    assert m.mod["rna"].obsm["X_indiseek_pca"].shape == (800, 50)
+    assert m.mod["adt"].obsm["X_indiseek_adt"].shape == (800, 223)
+    assert np.all(np.isfinite(m.mod["rna"].obsm["X_indiseek_pca"]))
+
+
+def test_real_inhouse_all_genes_ten_proteins():
+    m = md.read_h5mu(shared_file("inhouse_cite1372.h5mu"))
+    x_before = m.mod["rna"].X.copy()
+    isk.pp.prepare(m, train_size=0.7, seed=0)
+    assert m.mod["rna"].var["indiseek_hvg"].sum() == 2000
+    assert m.mod["adt"].obsm["X_indiseek_adt"].shape == (1372, 10)
+    assert (m.mod["rna"].X != x_before).nnz == 0
+
+
+# ---------------------------------------------------------------- bad input
+def _bad(m, exc, match, **kw):
+    with pytest.raises(exc, match=match):
+        isk.pp.prepare(m, **kw)
+
+
+def test_error_missing_modality():
+    _bad(_sim(), KeyError, "'protein'", adt="protein")
+
+
+def test_error_different_cells():
+    m = _sim()
+    m.mod["adt"] = m.mod["adt"][:350].copy()
+    m.update()
+    _bad(m, ValueError, "'rna'.*'adt'.*different cells")
+
+
+def test_error_nan_and_negative():
+    m = _sim()
+    x = m.mod["adt"].X.toarray()
+    x[0, 0] = np.nan
+    m.mod["adt"].X = sparse.csr_matrix(x)
+    _bad(m, ValueError, "'adt'.*NaN")
+    m = _sim()
+    x = m.mod["rna"].X.toarray()
+    x[3, 3] = -2
+    m.mod["rna"].X = x
+    _bad(m, ValueError, "'rna'.*negative")
+
+
+def test_error_inf():
+    m = _sim()
+    x = m.mod["rna"].X.toarray()
+    x[1, 1] = np.inf
+    m.mod["rna"].X = x
+    _bad(m, ValueError, "'rna'.*infinite")
+
+
+def test_error_zero_total_cells():
+    m = _sim()
+    x = m.mod["adt"].X.toarray()
+    x[[4, 7]] = 0
+    m.mod["adt"].X = sparse.csr_matrix(x)
+    _bad(m, ValueError, "'adt'.*2 cells with zero total counts")
+
+
+def test_error_too_many_pcs():
+    _bad(_sim(), ValueError, "n_pcs=500 for modality 'rna'", n_pcs=500, train_size=0.5)
+    _bad(_sim(), ValueError, "adt_n_pcs=40 for modality 'adt'", adt_n_pcs=40)
+
+
+@pytest.mark.parametrize("size", [0, -0.5, 401, 10_000])
+def test_error_train_size(size):
+    _bad(_sim(), ValueError, "train_size", train_size=size)
+
+
+def test_error_missing_layer():
+    _bad(_sim(), KeyError, "layer 'counts'.*'rna'", rna_layer="counts")
+
+
+def test_error_not_mudata():
+    with pytest.raises(TypeError, match="MuData"):
+        isk.pp.prepare(ad.AnnData(np.ones((3, 3))))
+
+
+def test_bmcite_reads_local_file(tmp_path):
+    rng = np.random.default_rng(0)
+    obs = pd.DataFrame({"celltype.l1": ["T", "B"] * 10, "celltype.l2": ["CD4", "Naive B"] * 10},
+                       index=[f"c{i}" for i in range(20)])
+    rna = ad.AnnData(sparse.csr_matrix(rng.poisson(2, (20, 30)).astype(np.float32)), obs=obs.copy())
+    adt = ad.AnnData(sparse.csr_matrix(rng.poisson(5, (20, 25)).astype(np.float32)), obs=obs.copy())
+    md.MuData({"RNA": rna, "ADT": adt}).write(tmp_path / "bm.h5mu")
+    m = isk.datasets.bmcite(path=tmp_path / "bm.h5mu")
+    assert set(m.mod) == {"rna", "adt"}
+    assert m.mod["adt"].n_vars == 25
+    assert list(m.obs["celltype.l2"][:2]) == ["CD4", "Naive B"]
+    isk.pp.prepare(m)  # the reader's output is usable as is
+
+
+def test_bmcite_errors(tmp_path, monkeypatch):
+    with pytest.raises(FileNotFoundError):
+        isk.datasets.bmcite(path=tmp_path / "missing.h5mu")
+    monkeypatch.setattr("indiseek.datasets._bmcite.BMCITE_URL", None)
+    with pytest.raises(RuntimeError, match="path="):
+        isk.datasets.bmcite(cache_dir=tmp_path)
+    m = md.MuData({"rna": ad.AnnData(np.ones((2, 2)))})
+    m.write(tmp_path / "one.h5mu")
+    with pytest.raises(KeyError, match="'adt'"):
+        isk.datasets.bmcite(path=tmp_path / "one.h5mu")
