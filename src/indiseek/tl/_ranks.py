@@ -125,6 +125,7 @@ def rank_table(
     if parents is not None:
         table["parent"] = grouped["parent"].agg(lambda s: s.value_counts().index[0])
     table = table.sort_values("mean_theta", ascending=False)
+    inc = table["included"]
     if inc.sum() >= 3:
         res = spearmanr(table.loc[inc, "mean_theta"], table.loc[inc, ref_name])
         rho, p = float(res.statistic), float(res.pvalue)
