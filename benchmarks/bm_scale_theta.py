@@ -33,8 +33,12 @@ def main() -> None:
         print(name, round(out[name], 3), flush=True)
     isk.IndiSeek.setup_mudata(mdata)
     df = isk.tl.compare_methods(
-        mdata, objectives=["indiseek", "factorized_cl", "infodisen", "indiseek0", "clip"],
-        lams=[10.0], seeds=seeds, reference=truth, progress_bar=False,
+        mdata,
+        objectives=["indiseek", "factorized_cl", "infodisen", "indiseek0", "clip"],
+        lams=[10.0],
+        seeds=seeds,
+        reference=truth,
+        progress_bar=False,
     )
     print(df.round(3).to_string(), flush=True)
     out["methods"] = df.to_dict(orient="records")

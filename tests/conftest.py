@@ -5,7 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SHARED = Path(os.environ.get("INDISEEK_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
+SHARED = Path(
+    os.environ.get("INDISEEK_SHARED", Path(__file__).resolve().parents[1].parent / "shared")
+)
 DATA = SHARED / "data"
 
 warnings.filterwarnings("ignore", category=FutureWarning)
@@ -23,8 +25,9 @@ def small_mdata_factory():
     import indiseek as isk
 
     def make(n_cells: int = 600, seed: int = 0, train_size=0.8, **kw):
-        mdata = isk.datasets.synthetic_citeseq(n_cells=n_cells, n_genes=300, n_proteins=20,
-                                               n_types=10, seed=seed, **kw)
+        mdata = isk.datasets.synthetic_citeseq(
+            n_cells=n_cells, n_genes=300, n_proteins=20, n_types=10, seed=seed, **kw
+        )
         isk.pp.prepare(mdata, train_size=train_size, seed=seed, n_pcs=30)
         isk.IndiSeek.setup_mudata(mdata)
         return mdata

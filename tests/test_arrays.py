@@ -13,7 +13,9 @@ def test_fit_specific_api_and_determinism():
     np.testing.assert_array_equal(z, b.transform(x[:10]))
     assert a.reconstruct(x[:10], c[:10]).shape == (10, 6)
     assert np.isfinite(a.relative_error(x, c))
-    assert {"train_x_club", "train_x_rel_rec_error", "val_x_club", "train_x_q_loglik"} <= set(a.history.columns)
+    assert {"train_x_club", "train_x_rel_rec_error", "val_x_club", "train_x_q_loglik"} <= set(
+        a.history.columns
+    )
     assert len(a.history) == 3
 
 
@@ -26,7 +28,9 @@ def test_fit_specific_baselines(objective):
 
 def test_epoch_schedule_runs():
     x, c = isk.sim.setting(1, n=800, seed=0)
-    fit = isk.fit_specific(x, c, q_schedule="epoch", q_epochs=2, max_epochs=2, n_hidden=16, progress_bar=False)
+    fit = isk.fit_specific(
+        x, c, q_schedule="epoch", q_epochs=2, max_epochs=2, n_hidden=16, progress_bar=False
+    )
     assert np.all(np.isfinite(fit.history["train_x_club"]))
 
 

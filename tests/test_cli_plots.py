@@ -9,37 +9,79 @@ import pytest
 
 matplotlib.use("Agg")
 
-import indiseek as isk  # noqa: E402
-from indiseek.cli import main  # noqa: E402
+import indiseek as isk
+from indiseek.cli import main
 
-from .conftest import shared_file  # noqa: E402
+from .conftest import shared_file
 
 
 def test_help():
-    out = subprocess.run([sys.executable, "-m", "indiseek.cli", "--help"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "indiseek.cli", "--help"], capture_output=True, text=True, check=True
+    )
     assert "demo" in out.stdout and "fit" in out.stdout
-    out = subprocess.run([sys.executable, "-m", "indiseek.cli", "fit", "--help"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "indiseek.cli", "fit", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "--lam" in out.stdout and "--objective" in out.stdout and "--rna-layer" in out.stdout
 
 
 def test_demo_small(tmp_path):
-    assert main(["demo", "--out", str(tmp_path), "--n-cells", "800", "--epochs", "3", "--quiet"]) == 0
+    assert (
+        main(["demo", "--out", str(tmp_path), "--n-cells", "800", "--epochs", "3", "--quiet"]) == 0
+    )
     mdata = md.read_h5mu(tmp_path / "demo.h5mu")
-    for key in ("X_indiseek_C_rna", "X_indiseek_C_adt", "X_indiseek_Z_rna", "X_indiseek_Z_adt", "X_indiseek"):
+    for key in (
+        "X_indiseek_C_rna",
+        "X_indiseek_C_adt",
+        "X_indiseek_Z_rna",
+        "X_indiseek_Z_adt",
+        "X_indiseek",
+    ):
         assert key in mdata.obsm
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert {"theta_spearman", "theta_spearman_pca", "theta_spearman_true_latents", "clustering",
-            "disentanglement_test", "training"} <= set(metrics)
+    assert {
+        "theta_spearman",
+        "theta_spearman_pca",
+        "theta_spearman_true_latents",
+        "clustering",
+        "disentanglement_test",
+        "training",
+    } <= set(metrics)
     figs = {p.name for p in (tmp_path / "figures").iterdir()}
-    assert figs == {"training_curves.png", "theta_ranking.png", "rank_scatter.png", "embeddings_umap.png"}
+    assert figs == {
+        "training_curves.png",
+        "theta_ranking.png",
+        "rank_scatter.png",
+        "embeddings_umap.png",
+    }
 
 
 def test_fit_real_file(tmp_path):
     src = shared_file("pbmc_wnn_paired800.h5mu")
     out = tmp_path / "out.h5mu"
     seurat = shared_file("seurat_wnn/pbmc_wnn_paired800.csv")
-    rc = main(["fit", str(src), "--out", str(out), "--epochs", "2", "--train-size", "0.6",
-               "--label-key", "celltype", "--weights-csv", str(seurat), "--save-model", "--quiet"])
+    rc = main(
+        [
+            "fit",
+            str(src),
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+            "--train-size",
+            "0.6",
+            "--label-key",
+            "celltype",
+            "--weights-csv",
+            str(seurat),
+            "--save-model",
+            "--quiet",
+        ]
+    )
     assert rc == 0
     mdata = md.read_h5mu(out)
     assert mdata.obsm["X_indiseek"].shape == (800, 200)
@@ -51,15 +93,22 @@ def test_fit_real_file(tmp_path):
 def test_fit_bad_input(tmp_path, capsys):
     assert main(["fit", str(tmp_path / "nope.h5mu"), "--out", str(tmp_path / "o.h5mu")]) == 2
     src = shared_file("pbmc_wnn_paired800.h5mu")
-    assert main(["fit", str(src), "--out", str(tmp_path / "o.h5mu"), "--adt", "protein", "--quiet"]) == 2
+    assert (
+        main(["fit", str(src), "--out", str(tmp_path / "o.h5mu"), "--adt", "protein", "--quiet"])
+        == 2
+    )
     assert "'protein'" in capsys.readouterr().err
 
 
 def test_figures(trained, tmp_path):
     model, mdata = trained
     isk.tl.theta_score(mdata, label_key="celltype.l2")
-    table = isk.tl.rank_comparison(mdata, reference=mdata.uns["synthetic_truth"]["rna_importance"],
-                                   parent_key="celltype.l1", min_cells=5)
+    table = isk.tl.rank_comparison(
+        mdata,
+        reference=mdata.uns["synthetic_truth"]["rna_importance"],
+        parent_key="celltype.l1",
+        min_cells=5,
+    )
     f1 = isk.pl.theta_ranking(table, save=tmp_path / "a.png")
     f2 = isk.pl.rank_scatter(table, save=tmp_path / "b.png")
     f3 = isk.pl.embeddings(mdata, color="celltype.l1", save=tmp_path / "c.png")
@@ -75,8 +124,14 @@ def test_figures(trained, tmp_path):
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000
     import pandas as pd
 
-    df = pd.DataFrame({"objective": ["indiseek"] * 4 + ["clip"] * 2, "lam": [1, 1, 10, 10, np.nan, np.nan],
-                       "seed": [0, 1, 0, 1, 0, 1], "spearman": [0.5, 0.6, 0.8, 0.7, 0.2, 0.3]})
+    df = pd.DataFrame(
+        {
+            "objective": ["indiseek"] * 4 + ["clip"] * 2,
+            "lam": [1, 1, 10, 10, np.nan, np.nan],
+            "seed": [0, 1, 0, 1, 0, 1],
+            "spearman": [0.5, 0.6, 0.8, 0.7, 0.2, 0.3],
+        }
+    )
     assert isk.pl.compare_methods(df).axes
     with pytest.raises(KeyError):
         isk.pl.compare_methods(df, metric="nope")

@@ -30,7 +30,9 @@ def test_info_nce_known_values():
 
 def _brute_club(z, mu, logvar):
     pos = gaussian_loglik(z, mu, logvar).mean()
-    neg = torch.stack([gaussian_loglik(z[j].expand_as(z), mu, logvar) for j in range(len(z))]).mean()
+    neg = torch.stack(
+        [gaussian_loglik(z[j].expand_as(z), mu, logvar) for j in range(len(z))]
+    ).mean()
     return pos - neg
 
 
@@ -64,7 +66,9 @@ def test_club_independent_vs_dependent():
     g = torch.Generator().manual_seed(0)
     c = torch.randn(4000, 2, generator=g)
     z_ind = torch.randn(4000, 2, generator=g)
-    z_dep = torch.stack([c[:, 0] ** 2, torch.sin(2 * c[:, 1])], 1) + 0.1 * torch.randn(4000, 2, generator=g)
+    z_dep = torch.stack([c[:, 0] ** 2, torch.sin(2 * c[:, 1])], 1) + 0.1 * torch.randn(
+        4000, 2, generator=g
+    )
     est_ind, _ = _held_out_club(z_ind, c)
     est_dep, sampled = _held_out_club(z_dep, c)
     assert abs(est_ind) < 0.1
@@ -85,5 +89,7 @@ def test_orthogonality():
     z = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     c = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
     assert orthogonality(z, torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])).item() > 0
-    assert orthogonality(torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0]])).item() == pytest.approx(1.0)
+    assert orthogonality(torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0]])).item() == pytest.approx(
+        1.0
+    )
     assert orthogonality(z, c).item() == pytest.approx(math.sqrt(2))

@@ -9,11 +9,19 @@ import indiseek as isk
 
 from .conftest import shared_file
 
-KEYS = ["X_indiseek_C_rna", "X_indiseek_C_adt", "X_indiseek_Z_rna", "X_indiseek_Z_adt", "X_indiseek"]
+KEYS = [
+    "X_indiseek_C_rna",
+    "X_indiseek_C_adt",
+    "X_indiseek_Z_rna",
+    "X_indiseek_Z_adt",
+    "X_indiseek",
+]
 SMALL = dict(n_shared=8, n_specific=6, n_hidden=32, n_layers=3)
 
 
-@pytest.mark.parametrize("objective", ["indiseek", "indiseek0", "factorized_cl", "infodisen", "clip"])
+@pytest.mark.parametrize(
+    "objective", ["indiseek", "indiseek0", "factorized_cl", "infodisen", "clip"]
+)
 def test_every_objective_writes_obsm(small_mdata, objective):
     model = isk.IndiSeek(small_mdata, objective=objective, lam=1.0, **SMALL)
     model.train(max_epochs=2, progress_bar=False)
@@ -64,7 +72,9 @@ def test_save_load_roundtrip(trained, tmp_path):
     import json
 
     cfg = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert cfg["versions"]["torch"] == torch.__version__.split("+")[0] or cfg["versions"]["torch"].startswith(torch.__version__.split("+")[0])
+    assert cfg["versions"]["torch"] == torch.__version__.split("+")[0] or cfg["versions"][
+        "torch"
+    ].startswith(torch.__version__.split("+")[0])
     assert cfg["params"]["lam"] == 10.0
     with pytest.raises(FileExistsError):
         model.save(tmp_path / "m")
@@ -79,7 +89,7 @@ class _Payload:
 
 
 def test_pickle_payload_refused(trained, tmp_path, monkeypatch):
-    model, mdata = trained
+    model, _mdata = trained
     model.save(tmp_path / "m")
     tensors = torch.load(tmp_path / "m" / "model.pt", weights_only=True)
     tensors["evil"] = _Payload()
@@ -93,7 +103,9 @@ def test_pickle_payload_refused(trained, tmp_path, monkeypatch):
 
 def test_new_cells(trained, small_mdata_factory):
     model, mdata = trained
-    new = isk.datasets.synthetic_citeseq(n_cells=150, n_genes=300, n_proteins=20, n_types=10, seed=11)
+    new = isk.datasets.synthetic_citeseq(
+        n_cells=150, n_genes=300, n_proteins=20, n_types=10, seed=11
+    )
     reps = model.get_representations(new)  # prepared with the training fit on the fly
     assert reps["Z_rna"].shape == (150, 6)
     assert "X_indiseek_pca" in new.mod["rna"].obsm
@@ -103,7 +115,11 @@ def test_new_cells(trained, small_mdata_factory):
         for key in list(sub.mod[mod].obsm):
             del sub.mod[mod].obsm[key]
     sub.uns.pop("indiseek", None)
-    np.testing.assert_allclose(model.get_representations(sub)["Z_adt"], model.get_representations(mdata)["Z_adt"][:40], atol=1e-4)
+    np.testing.assert_allclose(
+        model.get_representations(sub)["Z_adt"],
+        model.get_representations(mdata)["Z_adt"][:40],
+        atol=1e-4,
+    )
 
 
 def test_mismatched_features(trained):
@@ -111,7 +127,7 @@ def test_mismatched_features(trained):
     bad = mdata.copy()
     bad.mod["adt"].obsm["X_indiseek_adt"] = bad.mod["adt"].obsm["X_indiseek_adt"][:, :5]
     bad.uns["indiseek"].pop("prepare")
-    with pytest.raises(ValueError, match="'adt'.*5 features.*trained on 20"):
+    with pytest.raises(ValueError, match=r"'adt'.*5 features.*trained on 20"):
         model.get_representations(bad)
     refit = mdata.copy()
     isk.pp.prepare(refit, n_pcs=30, seed=3, train_size=0.5)
@@ -120,7 +136,9 @@ def test_mismatched_features(trained):
 
 
 def test_errors(small_mdata_factory):
-    mdata = isk.datasets.synthetic_citeseq(n_cells=200, n_genes=100, n_proteins=10, n_types=10, seed=0)
+    mdata = isk.datasets.synthetic_citeseq(
+        n_cells=200, n_genes=100, n_proteins=10, n_types=10, seed=0
+    )
     with pytest.raises(KeyError, match="X_indiseek_pca"):
         isk.IndiSeek.setup_mudata(mdata)
     with pytest.raises(ValueError, match="setup_mudata"):

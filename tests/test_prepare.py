@@ -11,7 +11,9 @@ from .conftest import shared_file
 
 
 def _sim(n=400, seed=0):
-    return isk.datasets.synthetic_citeseq(n_cells=n, n_genes=300, n_proteins=15, n_types=10, seed=seed)
+    return isk.datasets.synthetic_citeseq(
+        n_cells=n, n_genes=300, n_proteins=15, n_types=10, seed=seed
+    )
 
 
 def test_outputs_and_counts_untouched():
@@ -55,7 +57,9 @@ def test_no_leakage_from_test_cells(adt_clr_axis):
     assert a.obs["indiseek_split"].equals(b.obs["indiseek_split"])
     train = ~test
     for mod, key in (("rna", "X_indiseek_pca"), ("adt", "X_indiseek_adt")):
-        np.testing.assert_allclose(a.mod[mod].obsm[key][train], b.mod[mod].obsm[key][train], atol=1e-5)
+        np.testing.assert_allclose(
+            a.mod[mod].obsm[key][train], b.mod[mod].obsm[key][train], atol=1e-5
+        )
         assert not np.allclose(a.mod[mod].obsm[key][test], b.mod[mod].obsm[key][test])
     sa, sb = a.uns["indiseek"]["prepare"], b.uns["indiseek"]["prepare"]
     np.testing.assert_allclose(sa["rna"]["loadings"], sb["rna"]["loadings"], atol=1e-6)
@@ -71,13 +75,21 @@ def test_layers_dense_and_reference():
     isk.pp.prepare(m, rna_layer="counts", adt_layer="counts", train_size=0.5)
     ref = _sim()
     isk.pp.prepare(ref, train_size=0.5)
-    np.testing.assert_allclose(m.mod["rna"].obsm["X_indiseek_pca"], ref.mod["rna"].obsm["X_indiseek_pca"], rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(
+        m.mod["rna"].obsm["X_indiseek_pca"],
+        ref.mod["rna"].obsm["X_indiseek_pca"],
+        rtol=1e-3,
+        atol=1e-3,
+    )
     # apply the fitted preprocessing to new cells
     new = _sim(n=120, seed=9)
     isk.pp.prepare(new, reference=ref)
     assert new.mod["rna"].obsm["X_indiseek_pca"].shape == (120, 50)
     assert "indiseek_split" not in new.obs
-    np.testing.assert_allclose(new.uns["indiseek"]["prepare"]["rna"]["loadings"], ref.uns["indiseek"]["prepare"]["rna"]["loadings"])
+    np.testing.assert_allclose(
+        new.uns["indiseek"]["prepare"]["rna"]["loadings"],
+        ref.uns["indiseek"]["prepare"]["rna"]["loadings"],
+    )
 
 
 def test_reference_missing_genes():
@@ -174,8 +186,10 @@ def test_error_not_mudata():
 
 def test_bmcite_reads_local_file(tmp_path):
     rng = np.random.default_rng(0)
-    obs = pd.DataFrame({"celltype.l1": ["T", "B"] * 10, "celltype.l2": ["CD4", "Naive B"] * 10},
-                       index=[f"c{i}" for i in range(20)])
+    obs = pd.DataFrame(
+        {"celltype.l1": ["T", "B"] * 10, "celltype.l2": ["CD4", "Naive B"] * 10},
+        index=[f"c{i}" for i in range(20)],
+    )
     rna = ad.AnnData(sparse.csr_matrix(rng.poisson(2, (20, 30)).astype(np.float32)), obs=obs.copy())
     adt = ad.AnnData(sparse.csr_matrix(rng.poisson(5, (20, 25)).astype(np.float32)), obs=obs.copy())
     md.MuData({"RNA": rna, "ADT": adt}).write(tmp_path / "bm.h5mu")

@@ -23,7 +23,11 @@ def test_structure_and_determinism():
     assert set(truth.columns) >= {"w_shared", "w_rna", "w_adt", "rna_importance", "celltype.l1"}
     np.testing.assert_allclose(truth[["w_shared", "w_rna", "w_adt"]].sum(1), 1.0)
     # pure archetypes exist: types defined by RNA alone, ADT alone and shared signal alone
-    assert (truth["w_rna"] == 1).any() and (truth["w_adt"] == 1).any() and (truth["w_shared"] == 1).any()
+    assert (
+        (truth["w_rna"] == 1).any()
+        and (truth["w_adt"] == 1).any()
+        and (truth["w_shared"] == 1).any()
+    )
     for key in ("latent_shared", "latent_rna_specific", "latent_adt_specific"):
         assert a.obsm[key].shape == (300, 8)
 
@@ -36,7 +40,9 @@ def test_library_sizes_vary_and_adt_has_background():
     assert (m.mod["adt"].X.toarray() > 0).mean() > 0.9
 
 
-@pytest.mark.parametrize("kw", [{"n_cells": 5}, {"n_types": 3, "n_lineages": 5}, {"separation": -1}])
+@pytest.mark.parametrize(
+    "kw", [{"n_cells": 5}, {"n_types": 3, "n_lineages": 5}, {"separation": -1}]
+)
 def test_bad_arguments(kw):
     with pytest.raises(ValueError):
         isk.datasets.synthetic_citeseq(**kw)
@@ -54,8 +60,15 @@ def test_truth_is_recoverable_and_rewards_disentanglement():
     mdata = isk.datasets.synthetic_citeseq(seed=0)
     isk.pp.prepare(mdata, seed=0)
     everyone = np.ones(mdata.n_obs, dtype=bool)
-    rho_true = _rho(mdata, mdata.obsm["latent_rna_specific"], mdata.obsm["latent_adt_specific"], everyone)
-    rho_pca = _rho(mdata, mdata.mod["rna"].obsm["X_indiseek_pca"], mdata.mod["adt"].obsm["X_indiseek_adt"], everyone)
+    rho_true = _rho(
+        mdata, mdata.obsm["latent_rna_specific"], mdata.obsm["latent_adt_specific"], everyone
+    )
+    rho_pca = _rho(
+        mdata,
+        mdata.mod["rna"].obsm["X_indiseek_pca"],
+        mdata.mod["adt"].obsm["X_indiseek_adt"],
+        everyone,
+    )
     print(f"rho true latents {rho_true:.3f}, rho PCA {rho_pca:.3f}")
     assert rho_true >= 0.8
     assert rho_pca < rho_true - 0.15

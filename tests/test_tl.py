@@ -14,10 +14,12 @@ def _mdata_with(z_rna, z_adt, labels):
 
     n = len(labels)
     names = [f"c{i}" for i in range(n)]
-    m = md.MuData({
-        "rna": ad.AnnData(np.ones((n, 2), np.float32), obs=pd.DataFrame(index=names)),
-        "adt": ad.AnnData(np.ones((n, 2), np.float32), obs=pd.DataFrame(index=names)),
-    })
+    m = md.MuData(
+        {
+            "rna": ad.AnnData(np.ones((n, 2), np.float32), obs=pd.DataFrame(index=names)),
+            "adt": ad.AnnData(np.ones((n, 2), np.float32), obs=pd.DataFrame(index=names)),
+        }
+    )
     m.obs["label"] = labels
     m.obsm["X_indiseek_Z_rna"] = np.asarray(z_rna, np.float32)
     m.obsm["X_indiseek_Z_adt"] = np.asarray(z_adt, np.float32)
@@ -63,7 +65,7 @@ def test_theta_k_too_large_and_missing_obsm(rng):
 
 
 def test_theta_subset_and_labels_from_modality(trained):
-    model, mdata = trained
+    _model, mdata = trained
     mdata.mod["rna"].obs["ct"] = mdata.obs["celltype.l2"].to_numpy()
     isk.tl.theta_score(mdata, label_key="rna:ct", subset="test")
     test = (mdata.obs["indiseek_split"] == "test").to_numpy()
@@ -76,11 +78,12 @@ def test_theta_subset_and_labels_from_modality(trained):
 
 
 def test_rank_comparison_exclusion_and_reference(trained):
-    model, mdata = trained
+    _model, mdata = trained
     isk.tl.theta_score(mdata, label_key="celltype.l2")
     truth = mdata.uns["synthetic_truth"]["rna_importance"]
-    table = isk.tl.rank_comparison(mdata, groupby="celltype.l2", reference=truth,
-                                   parent_key="celltype.l1", min_cells=40)
+    table = isk.tl.rank_comparison(
+        mdata, groupby="celltype.l2", reference=truth, parent_key="celltype.l1", min_cells=40
+    )
     small = table.index[table["n_cells"] < 40]
     assert set(table.attrs["excluded"]) == set(small)
     assert table.loc[small, "theta_rank"].isna().all()
@@ -94,7 +97,7 @@ def test_rank_comparison_exclusion_and_reference(trained):
 
 
 def test_rank_comparison_weights_column(trained):
-    model, mdata = trained
+    _model, mdata = trained
     isk.tl.theta_score(mdata, label_key="celltype.l2")
     mdata.obs["w"] = mdata.obs["indiseek_theta"] * 2 + 1  # a monotone weight: ρ = 1
     table = isk.tl.rank_comparison(mdata, weight_key="w", min_cells=1)
@@ -106,14 +109,16 @@ def test_cluster_metrics(rng):
     centers = {"a": 0, "b": 10, "c": 20}
     good = np.array([centers[v] for v in labels])[:, None] + rng.normal(size=(120, 2))
     m = _mdata_with(good, rng.normal(size=(120, 2)), labels)
-    df = isk.tl.cluster_metrics(m, label_key="label", obsm_keys=["X_indiseek_Z_rna", "X_indiseek_Z_adt"])
+    df = isk.tl.cluster_metrics(
+        m, label_key="label", obsm_keys=["X_indiseek_Z_rna", "X_indiseek_Z_adt"]
+    )
     assert list(df.columns) == ["embedding", "label_key", "n_clusters", "n_cells", "ARI", "NMI"]
     assert df.loc[0, "ARI"] > 0.95 and df.loc[1, "ARI"] < 0.2
     assert df.loc[0, "n_clusters"] == 3
 
 
 def test_wnn_weights_from_csv(trained, tmp_path):
-    model, mdata = trained
+    _model, mdata = trained
     w = pd.DataFrame({"RNA.weight": np.linspace(0, 1, mdata.n_obs)}, index=mdata.obs_names)
     w.to_csv(tmp_path / "w.csv")
     isk.tl.wnn_weights(mdata, weights=tmp_path / "w.csv")
@@ -121,7 +126,7 @@ def test_wnn_weights_from_csv(trained, tmp_path):
     np.testing.assert_allclose(mdata.obs["adt:mod_weight"], 1 - w["RNA.weight"])
     with pytest.raises(ValueError, match="lack 1"):
         isk.tl.wnn_weights(mdata, weights=w["RNA.weight"].iloc[1:])
-    with pytest.raises(KeyError, match="ADT.weights"):
+    with pytest.raises(KeyError, match=r"ADT\.weights"):
         isk.tl.wnn_weights(mdata, weights=tmp_path / "w.csv", column="ADT.weights")
 
 
@@ -132,8 +137,13 @@ def test_wnn_agrees_with_seurat(name):
     mdata = md.read_h5mu(shared_file(f"{name}.h5mu"))
     seurat = pd.read_csv(shared_file(f"seurat_wnn/{name}.csv"), index_col=0)["RNA.weight"]
     isk.tl.wnn_weights(mdata, n_pcs_adt=18 if name.startswith("pbmc") else 9)
-    df = pd.DataFrame({"ours": mdata.obs["rna:mod_weight"], "seurat": seurat.reindex(mdata.obs_names),
-                       "type": mdata.obs["celltype"]})
+    df = pd.DataFrame(
+        {
+            "ours": mdata.obs["rna:mod_weight"],
+            "seurat": seurat.reindex(mdata.obs_names),
+            "type": mdata.obs["celltype"],
+        }
+    )
     g = df.groupby("type", observed=True)
     means = g.mean()[g.size() >= 10]
     rho = ss.spearmanr(means["ours"], means["seurat"]).statistic
@@ -144,8 +154,13 @@ def test_wnn_agrees_with_seurat(name):
 def test_compare_methods(small_mdata):
     truth = small_mdata.uns["synthetic_truth"]["rna_importance"]
     df = isk.tl.compare_methods(
-        small_mdata, objectives=["indiseek", "infodisen", "clip"], lams=[1.0, 10.0], seeds=[0, 1],
-        reference=truth, min_cells=5, progress_bar=False,
+        small_mdata,
+        objectives=["indiseek", "infodisen", "clip"],
+        lams=[1.0, 10.0],
+        seeds=[0, 1],
+        reference=truth,
+        min_cells=5,
+        progress_bar=False,
         model_kwargs=dict(n_shared=8, n_specific=6, n_hidden=16, n_layers=2),
         train_kwargs=dict(max_epochs=2),
     )

@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 def get_modality(mdata: MuData, key: str, role: str) -> AnnData:
     """Return ``mdata.mod[key]`` or raise a KeyError that lists what is there."""
     if not hasattr(mdata, "mod"):
-        raise TypeError(f"Expected a MuData object with {role} modality {key!r}, got {type(mdata).__name__}.")
+        raise TypeError(
+            f"Expected a MuData object with {role} modality {key!r}, got {type(mdata).__name__}."
+        )
     if key not in mdata.mod:
         raise KeyError(
             f"No {role} modality {key!r} in the MuData; it has modalities {sorted(mdata.mod)}. "

@@ -34,8 +34,16 @@ def _say(quiet: bool, msg: str) -> None:
         print(msg, flush=True)
 
 
-def _analyse(mdata, model, out_dir: Path, label_key: str | None, parent_key: str | None,
-             reference, weight_key: str | None, quiet: bool) -> dict[str, Any]:
+def _analyse(
+    mdata,
+    model,
+    out_dir: Path,
+    label_key: str | None,
+    parent_key: str | None,
+    reference,
+    weight_key: str | None,
+    quiet: bool,
+) -> dict[str, Any]:
     """θ, ranks, clustering metrics, disentanglement and figures; returns the metrics."""
     import matplotlib
 
@@ -51,7 +59,9 @@ def _analyse(mdata, model, out_dir: Path, label_key: str | None, parent_key: str
     metrics["disentanglement_test"] = dis.to_dict(orient="index")
     last = model.history.groupby("step").tail(1)
     metrics["final_epoch_losses"] = {
-        row["step"]: {k: v for k, v in row.items() if k != "step" and isinstance(v, float) and np.isfinite(v)}
+        row["step"]: {
+            k: v for k, v in row.items() if k != "step" and isinstance(v, float) and np.isfinite(v)
+        }
         for row in last.to_dict(orient="records")
     }
     plt.close(pl.training_curves(model.history, save=figs / "training_curves.png"))
@@ -60,8 +70,13 @@ def _analyse(mdata, model, out_dir: Path, label_key: str | None, parent_key: str
     subset = "test" if K.SPLIT in mdata.obs and (mdata.obs[K.SPLIT] == "test").any() else None
     tl.theta_score(mdata, label_key=label_key, subset=subset)
     if reference is not None or weight_key is not None:
-        table = tl.rank_comparison(mdata, groupby=label_key, weight_key=weight_key,
-                                   reference=reference, parent_key=parent_key)
+        table = tl.rank_comparison(
+            mdata,
+            groupby=label_key,
+            weight_key=weight_key,
+            reference=reference,
+            parent_key=parent_key,
+        )
         metrics["theta_spearman"] = table.attrs["spearman"]
         metrics["theta_pvalue"] = table.attrs["pvalue"]
         metrics["theta_reference"] = "simulator truth" if reference is not None else weight_key
@@ -69,7 +84,9 @@ def _analyse(mdata, model, out_dir: Path, label_key: str | None, parent_key: str
         metrics["theta_per_type"] = table.reset_index().to_dict(orient="records")
         plt.close(pl.theta_ranking(table, save=figs / "theta_ranking.png"))
         plt.close(pl.rank_scatter(table, save=figs / "rank_scatter.png"))
-        _say(quiet, f"θ vs {metrics['theta_reference']}: Spearman ρ = {table.attrs['spearman']:.3f}")
+        _say(
+            quiet, f"θ vs {metrics['theta_reference']}: Spearman ρ = {table.attrs['spearman']:.3f}"
+        )
     labels = [label_key] + ([parent_key] if parent_key else [])
     cm = tl.cluster_metrics(mdata, label_key=labels, subset=subset)
     metrics["clustering"] = cm.to_dict(orient="records")
@@ -90,8 +107,9 @@ def _demo(args: argparse.Namespace) -> int:
     IndiSeek.setup_mudata(mdata)
     model = IndiSeek(mdata, lam=args.lam)
     _say(args.quiet, f"Training {model} ...")
-    model.train(max_epochs=args.epochs, seed=args.seed, accelerator=args.device,
-                progress_bar=not args.quiet)
+    model.train(
+        max_epochs=args.epochs, seed=args.seed, accelerator=args.device, progress_bar=not args.quiet
+    )
     model.write_obsm(mdata)
     truth = mdata.uns["synthetic_truth"]["rna_importance"]
     metrics = _analyse(mdata, model, out, "celltype.l2", "celltype.l1", truth, None, args.quiet)
@@ -104,11 +122,16 @@ def _demo(args: argparse.Namespace) -> int:
         test = (mdata.obs[K.SPLIT] == "test").to_numpy()
         lab = mdata.obs["celltype.l2"].astype(object).to_numpy()[test]
         theta, _, _ = tl.theta_arrays(a[test], b[test], lab)
-        metrics[f"theta_spearman_{name}"] = tl.rank_table(lab, theta, reference=truth).attrs["spearman"]
+        metrics[f"theta_spearman_{name}"] = tl.rank_table(lab, theta, reference=truth).attrs[
+            "spearman"
+        ]
     metrics["wall_time_s"] = round(time.perf_counter() - t0, 2)
     (out / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2, default=str))
     mdata.write(out / "demo.h5mu")
-    _say(args.quiet, f"Done in {metrics['wall_time_s']:.0f} s: {out / 'demo.h5mu'}, {out / 'metrics.json'}, {out / 'figures'}/")
+    _say(
+        args.quiet,
+        f"Done in {metrics['wall_time_s']:.0f} s: {out / 'demo.h5mu'}, {out / 'metrics.json'}, {out / 'figures'}/",
+    )
     return 0
 
 
@@ -126,23 +149,38 @@ def _fit(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     mdata = md.read_h5mu(src)
-    pp.prepare(mdata, rna=args.rna, adt=args.adt, rna_layer=args.rna_layer, adt_layer=args.adt_layer,
-               train_size=args.train_size, seed=args.seed, n_pcs=args.n_pcs)
+    pp.prepare(
+        mdata,
+        rna=args.rna,
+        adt=args.adt,
+        rna_layer=args.rna_layer,
+        adt_layer=args.adt_layer,
+        train_size=args.train_size,
+        seed=args.seed,
+        n_pcs=args.n_pcs,
+    )
     IndiSeek.setup_mudata(mdata, rna=args.rna, adt=args.adt)
     model = IndiSeek(mdata, objective=args.objective, lam=args.lam)
-    model.train(max_epochs=args.epochs, seed=args.seed, accelerator=args.device,
-                progress_bar=not args.quiet)
+    model.train(
+        max_epochs=args.epochs, seed=args.seed, accelerator=args.device, progress_bar=not args.quiet
+    )
     model.write_obsm(mdata)
     weight_key = None
     if args.weights_csv:
-        tl.wnn_weights(mdata, rna=args.rna, adt=args.adt, weights=args.weights_csv, column=args.weights_column)
+        tl.wnn_weights(
+            mdata, rna=args.rna, adt=args.adt, weights=args.weights_csv, column=args.weights_column
+        )
         weight_key = f"{args.rna}:mod_weight"
     elif args.wnn:
         _say(args.quiet, "Computing WNN weights with muon ...")
-        tl.wnn_weights(mdata, rna=args.rna, adt=args.adt, rna_layer=args.rna_layer, adt_layer=args.adt_layer)
+        tl.wnn_weights(
+            mdata, rna=args.rna, adt=args.adt, rna_layer=args.rna_layer, adt_layer=args.adt_layer
+        )
         weight_key = f"{args.rna}:mod_weight"
     fig_dir = out.parent / (out.stem + "_indiseek")
-    metrics = _analyse(mdata, model, fig_dir, args.label_key, args.parent_key, None, weight_key, args.quiet)
+    metrics = _analyse(
+        mdata, model, fig_dir, args.label_key, args.parent_key, None, weight_key, args.quiet
+    )
     if args.save_model:
         model.save(fig_dir / "model", overwrite=True)
     metrics["wall_time_s"] = round(time.perf_counter() - t0, 2)
@@ -161,21 +199,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
 
-    d = sub.add_parser("demo", help="run the whole pipeline on the built-in simulated CITE-seq data",
-                       description="Simulate CITE-seq with known truth, prepare, train IndiSeek, score θ "
-                       "against the truth, and write DIR/demo.h5mu, DIR/metrics.json, DIR/figures/*.png.")
+    d = sub.add_parser(
+        "demo",
+        help="run the whole pipeline on the built-in simulated CITE-seq data",
+        description="Simulate CITE-seq with known truth, prepare, train IndiSeek, score θ "
+        "against the truth, and write DIR/demo.h5mu, DIR/metrics.json, DIR/figures/*.png.",
+    )
     d.add_argument("--out", required=True, help="output directory")
     d.add_argument("--n-cells", type=int, default=4000, help="simulated cells (default 4000)")
-    d.add_argument("--lam", type=float, default=10.0, help="λ, weight of reconstruction (default 10)")
-    d.add_argument("--epochs", type=int, default=None, help="training epochs per step (default: automatic)")
+    d.add_argument(
+        "--lam", type=float, default=10.0, help="λ, weight of reconstruction (default 10)"
+    )
+    d.add_argument(
+        "--epochs", type=int, default=None, help="training epochs per step (default: automatic)"
+    )
     d.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     d.add_argument("--quiet", action="store_true", help="no progress output")
     d.set_defaults(func=_demo)
 
-    f = sub.add_parser("fit", help="train IndiSeek on your .h5mu and write the embeddings",
-                       description="Prepare, train and embed a MuData file; embeddings go to OUT's "
-                       ".obsm (X_indiseek*), metrics and figures to OUT_indiseek/.")
+    f = sub.add_parser(
+        "fit",
+        help="train IndiSeek on your .h5mu and write the embeddings",
+        description="Prepare, train and embed a MuData file; embeddings go to OUT's "
+        ".obsm (X_indiseek*), metrics and figures to OUT_indiseek/.",
+    )
     f.add_argument("input", help="input .h5mu with RNA and ADT counts of the same cells")
     f.add_argument("--out", required=True, help="output .h5mu")
     f.add_argument("--rna", default="rna", help="RNA modality name (default rna)")
@@ -183,20 +231,41 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--rna-layer", default=None, help="layer with RNA counts (default .X)")
     f.add_argument("--adt-layer", default=None, help="layer with ADT counts (default .X)")
     f.add_argument("--n-pcs", type=int, default=None, help="RNA PCs (default up to 200)")
-    f.add_argument("--train-size", type=float, default=None,
-                   help="fraction (≤1) or number of training cells; the rest are test cells (default: all)")
-    f.add_argument("--objective", default="indiseek",
-                   choices=["indiseek", "indiseek0", "factorized_cl", "infodisen", "clip"],
-                   help="objective (default indiseek)")
+    f.add_argument(
+        "--train-size",
+        type=float,
+        default=None,
+        help="fraction (≤1) or number of training cells; the rest are test cells (default: all)",
+    )
+    f.add_argument(
+        "--objective",
+        default="indiseek",
+        choices=["indiseek", "indiseek0", "factorized_cl", "infodisen", "clip"],
+        help="objective (default indiseek)",
+    )
     f.add_argument("--lam", type=float, default=10.0, help="λ (default 10)")
-    f.add_argument("--epochs", type=int, default=None, help="training epochs per step (default: automatic)")
+    f.add_argument(
+        "--epochs", type=int, default=None, help="training epochs per step (default: automatic)"
+    )
     f.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     f.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    f.add_argument("--label-key", default=None, help="cell-type column for θ and ARI/NMI (e.g. celltype.l2)")
-    f.add_argument("--parent-key", default=None, help="level-1 column for colours (e.g. celltype.l1)")
-    f.add_argument("--wnn", action="store_true", help="compute WNN weights with muon and rank θ against them")
-    f.add_argument("--weights-csv", default=None, help="CSV of per-cell RNA weights (e.g. Seurat's)")
-    f.add_argument("--weights-column", default="RNA.weight", help="column of --weights-csv (default RNA.weight)")
+    f.add_argument(
+        "--label-key", default=None, help="cell-type column for θ and ARI/NMI (e.g. celltype.l2)"
+    )
+    f.add_argument(
+        "--parent-key", default=None, help="level-1 column for colours (e.g. celltype.l1)"
+    )
+    f.add_argument(
+        "--wnn", action="store_true", help="compute WNN weights with muon and rank θ against them"
+    )
+    f.add_argument(
+        "--weights-csv", default=None, help="CSV of per-cell RNA weights (e.g. Seurat's)"
+    )
+    f.add_argument(
+        "--weights-column",
+        default="RNA.weight",
+        help="column of --weights-csv (default RNA.weight)",
+    )
     f.add_argument("--save-model", action="store_true", help="also save the trained model")
     f.add_argument("--quiet", action="store_true", help="no progress output")
     f.set_defaults(func=_fit)

@@ -36,7 +36,7 @@ def split_validation(n: int, validation_size: float, seed: int) -> tuple[np.ndar
     if not 0 <= validation_size < 1:
         raise ValueError(f"validation_size must be in [0, 1), got {validation_size!r}.")
     perm = np.random.default_rng(seed).permutation(n)
-    n_val = int(round(validation_size * n))
+    n_val = round(validation_size * n)
     if n - n_val < 2:
         raise ValueError(f"Only {n - n_val} training samples remain after the validation split.")
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
@@ -63,8 +63,15 @@ class SpecificFit:
         The torch module (encoder ``h``, decoder ``g``, CLUB critic ``q``).
     """
 
-    def __init__(self, branch: SpecificBranch, device: torch.device, history: pd.DataFrame,
-                 n_x: int, n_c: int, settings: dict) -> None:
+    def __init__(
+        self,
+        branch: SpecificBranch,
+        device: torch.device,
+        history: pd.DataFrame,
+        n_x: int,
+        n_c: int,
+        settings: dict,
+    ) -> None:
         self.branch = branch
         self.device = device
         self.history = history
@@ -188,9 +195,15 @@ def fit_specific(
     if lam < 0:
         raise ValueError(f"lam must be >= 0, got {lam!r}.")
     cfg = TrainConfig(
-        max_epochs=max_epochs, batch_size=batch_size, lr=lr, q_schedule=q_schedule,
-        q_steps=q_steps, q_epochs=q_epochs, early_stopping=early_stopping,
-        progress_bar=progress_bar, seed=seed,
+        max_epochs=max_epochs,
+        batch_size=batch_size,
+        lr=lr,
+        q_schedule=q_schedule,
+        q_steps=q_steps,
+        q_epochs=q_epochs,
+        early_stopping=early_stopping,
+        progress_bar=progress_bar,
+        seed=seed,
     )
     cfg.validate()
     device = resolve_device(accelerator)
@@ -198,28 +211,49 @@ def fit_specific(
     c_club = cross if obj.club_on_cross else shared
     torch.manual_seed(seed)
     branch = SpecificBranch(
-        x.shape[1], shared.shape[1], c_club.shape[1], n_specific, n_hidden, n_layers,
+        x.shape[1],
+        shared.shape[1],
+        c_club.shape[1],
+        n_specific,
+        n_hidden,
+        n_layers,
         n_c_critic=(shared.shape[1] if obj.complement == "infonce_zc" else c_club.shape[1])
-        if obj.uses_critics else None,
+        if obj.uses_critics
+        else None,
         normalize_z=normalize_z,
     ).to(device)
     x_t = to_tensor(x, device)
     data = {
         "x": BranchData(
-            x=x_t, c_own=to_tensor(shared, device), c_club=to_tensor(c_club, device),
+            x=x_t,
+            c_own=to_tensor(shared, device),
+            c_club=to_tensor(c_club, device),
             x_sq=float((x[tr] ** 2).sum(1).mean()),
         )
     }
     epochs = max_epochs or default_epochs(len(tr), batch_size)
     with cpu_threads(device, cfg.cpu_threads):
         history = fit_specific_branches(
-            {"x": branch}, data, obj, lam,
+            {"x": branch},
+            data,
+            obj,
+            lam,
             torch.as_tensor(tr, device=device),
             torch.as_tensor(va, device=device) if len(va) else None,
-            cfg, epochs, club_weight=club_weight,
+            cfg,
+            epochs,
+            club_weight=club_weight,
         )
-    settings = {"lam": lam, "objective": obj.name, "n_specific": n_specific, "n_hidden": n_hidden,
-                "n_layers": n_layers, "epochs": epochs, "seed": seed, "club_weight": club_weight}
+    settings = {
+        "lam": lam,
+        "objective": obj.name,
+        "n_specific": n_specific,
+        "n_hidden": n_hidden,
+        "n_layers": n_layers,
+        "epochs": epochs,
+        "seed": seed,
+        "club_weight": club_weight,
+    }
     fit = SpecificFit(branch, device, history, x.shape[1], shared.shape[1], settings)
     if len(va):
         fit.validation = evaluate_branches(

@@ -16,9 +16,16 @@ import torch
 
 from .. import _keys as K
 from .._validate import check_same_cells, get_modality
-from ..nn import ClipModule, SpecificBranch, TrainConfig, fit_clip, fit_specific_branches
-from ..nn import get_objective, resolve_device
-from ..nn._training import BranchData, cpu_threads, default_epochs, evaluate_branches, to_tensor
+from ..nn import (
+    ClipModule,
+    SpecificBranch,
+    TrainConfig,
+    fit_clip,
+    fit_specific_branches,
+    get_objective,
+    resolve_device,
+)
+from ..nn._training import BranchData, cpu_threads, default_epochs, to_tensor
 from ._arrays import encode_chunks, split_validation
 
 if TYPE_CHECKING:
@@ -104,7 +111,9 @@ class IndiSeek:
     def __init__(
         self,
         mdata: MuData,
-        objective: Literal["indiseek", "indiseek0", "factorized_cl", "infodisen", "clip"] = "indiseek",
+        objective: Literal[
+            "indiseek", "indiseek0", "factorized_cl", "infodisen", "clip"
+        ] = "indiseek",
         lam: float = 10.0,
         n_shared: int = 50,
         n_specific: int = 50,
@@ -117,8 +126,12 @@ class IndiSeek:
         club_weight: float = 1.0,
     ) -> None:
         self.objective = get_objective(objective)
-        for name, value in (("n_shared", n_shared), ("n_specific", n_specific),
-                            ("n_hidden", n_hidden), ("n_layers", n_layers)):
+        for name, value in (
+            ("n_shared", n_shared),
+            ("n_specific", n_specific),
+            ("n_hidden", n_hidden),
+            ("n_layers", n_layers),
+        ):
             if int(value) != value or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
         if not lam >= 0:
@@ -193,7 +206,9 @@ class IndiSeek:
                 )
             x = np.asarray(adata.obsm[rep])
             if x.ndim != 2 or x.shape[1] < 1:
-                raise ValueError(f"{mod!r}.obsm[{rep!r}] must be 2-D (cells × features), got {x.shape}.")
+                raise ValueError(
+                    f"{mod!r}.obsm[{rep!r}] must be 2-D (cells × features), got {x.shape}."
+                )
             if not np.all(np.isfinite(x)):
                 raise ValueError(f"{mod!r}.obsm[{rep!r}] holds NaN or infinite values.")
         check_same_cells(mdata, rna, adt)
@@ -205,7 +220,11 @@ class IndiSeek:
                     f"found {sorted(values)}."
                 )
         mdata.uns.setdefault(K.UNS, {})["setup"] = {
-            "rna": rna, "adt": adt, "rna_rep": rna_rep, "adt_rep": adt_rep, "split_key": split_key,
+            "rna": rna,
+            "adt": adt,
+            "rna_rep": rna_rep,
+            "adt_rep": adt_rep,
+            "split_key": split_key,
         }
 
     def _inputs(self, mdata: MuData) -> dict[str, np.ndarray]:
@@ -234,20 +253,33 @@ class IndiSeek:
         p = self.params
         torch.manual_seed(seed)
         self.clip = ClipModule(
-            self.n_features["rna"], self.n_features["adt"], p["n_shared"], p["n_hidden"],
-            p["n_layers"], p["temperature"], p["learn_temperature"],
+            self.n_features["rna"],
+            self.n_features["adt"],
+            p["n_shared"],
+            p["n_hidden"],
+            p["n_layers"],
+            p["temperature"],
+            p["learn_temperature"],
         )
         self.branches: dict[str, SpecificBranch] = {}
         if self.objective.has_specific:
             critic = p["n_shared"] if self.objective.uses_critics else None
             for m in MODALITIES:
                 self.branches[m] = SpecificBranch(
-                    self.n_features[m], p["n_shared"], p["n_shared"], p["n_specific"],
-                    p["n_hidden"], p["n_layers"], n_c_critic=critic, normalize_z=p["normalize_z"],
+                    self.n_features[m],
+                    p["n_shared"],
+                    p["n_shared"],
+                    p["n_specific"],
+                    p["n_hidden"],
+                    p["n_layers"],
+                    n_c_critic=critic,
+                    normalize_z=p["normalize_z"],
                 )
 
     def _modules(self) -> torch.nn.ModuleDict:
-        return torch.nn.ModuleDict({"clip": self.clip, **{f"branch_{m}": b for m, b in self.branches.items()}})
+        return torch.nn.ModuleDict(
+            {"clip": self.clip, **{f"branch_{m}": b for m, b in self.branches.items()}}
+        )
 
     # ------------------------------------------------------------------ training
     def train(
@@ -317,10 +349,19 @@ class IndiSeek:
             would (used by :func:`indiseek.tl.compare_methods`).
         """
         cfg = TrainConfig(
-            max_epochs=max_epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-            q_schedule=q_schedule, q_steps=q_steps, q_epochs=q_epochs,
-            early_stopping=early_stopping, patience=patience, progress_bar=progress_bar,
-            seed=seed, cpu_threads=n_threads, clip_early_stopping=clip_early_stopping,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            q_schedule=q_schedule,
+            q_steps=q_steps,
+            q_epochs=q_epochs,
+            early_stopping=early_stopping,
+            patience=patience,
+            progress_bar=progress_bar,
+            seed=seed,
+            cpu_threads=n_threads,
+            clip_early_stopping=clip_early_stopping,
             clip_patience=clip_patience,
         )
         cfg.validate()
@@ -356,15 +397,23 @@ class IndiSeek:
                 other = {"rna": "adt", "adt": "rna"}
                 data = {
                     m: BranchData(
-                        x=x[m], c_own=c[m],
+                        x=x[m],
+                        c_own=c[m],
                         c_club=c[other[m]] if self.objective.club_on_cross else c[m],
                         x_sq=self.x_sq[m],
                     )
                     for m in MODALITIES
                 }
                 hist2 = fit_specific_branches(
-                    self.branches, data, self.objective, self.params["lam"], tr_t, va_t, cfg,
-                    epochs, club_weight=self.params.get("club_weight", 1.0),
+                    self.branches,
+                    data,
+                    self.objective,
+                    self.params["lam"],
+                    tr_t,
+                    va_t,
+                    cfg,
+                    epochs,
+                    club_weight=self.params.get("club_weight", 1.0),
                 )
         t2 = time.perf_counter()
         hist1.insert(0, "step", "clip")
@@ -372,12 +421,23 @@ class IndiSeek:
             hist2.insert(0, "step", "specific")
         self.history = pd.concat([hist1, hist2], ignore_index=True)
         self.train_params = {
-            "max_epochs": epochs, "clip_epochs": epochs1, "epochs_run_clip": len(hist1),
-            "epochs_run_specific": len(hist2), "batch_size": batch_size, "lr": lr,
-            "seed": seed, "q_schedule": q_schedule, "q_steps": q_steps, "q_epochs": q_epochs,
-            "validation_size": validation_size, "early_stopping": early_stopping,
-            "n_train": len(tr), "n_validation": len(va), "device": str(device),
-            "time_clip_s": round(t1 - t0, 3), "time_specific_s": round(t2 - t1, 3),
+            "max_epochs": epochs,
+            "clip_epochs": epochs1,
+            "epochs_run_clip": len(hist1),
+            "epochs_run_specific": len(hist2),
+            "batch_size": batch_size,
+            "lr": lr,
+            "seed": seed,
+            "q_schedule": q_schedule,
+            "q_steps": q_steps,
+            "q_epochs": q_epochs,
+            "validation_size": validation_size,
+            "early_stopping": early_stopping,
+            "n_train": len(tr),
+            "n_validation": len(va),
+            "device": str(device),
+            "time_clip_s": round(t1 - t0, 3),
+            "time_specific_s": round(t2 - t1, 3),
         }
         self._train_index = {"train": tr, "validation": va}
         self.is_trained = True
@@ -387,7 +447,9 @@ class IndiSeek:
         if not other.is_trained:
             raise ValueError("clip_from must be a trained IndiSeek model.")
         keys = ("n_shared", "n_hidden", "n_layers")
-        if other.n_features != self.n_features or any(other.params[k] != self.params[k] for k in keys):
+        if other.n_features != self.n_features or any(
+            other.params[k] != self.params[k] for k in keys
+        ):
             raise ValueError(
                 "clip_from was built with other inputs or sizes: "
                 f"{other.n_features} vs {self.n_features}, "
@@ -396,7 +458,11 @@ class IndiSeek:
         self.clip.load_state_dict(other.clip.state_dict())
         self.clip.eval()
         hist = other.history
-        hist = hist[hist["step"] == "clip"].drop(columns="step") if hist is not None else pd.DataFrame()
+        hist = (
+            hist[hist["step"] == "clip"].drop(columns="step")
+            if hist is not None
+            else pd.DataFrame()
+        )
         return hist.dropna(axis=1, how="all").reset_index(drop=True)
 
     # The MuData is not kept on the model (it may be large and is the user's); what training
@@ -505,8 +571,9 @@ class IndiSeek:
         }
 
     # ------------------------------------------------------------------ diagnostics
-    def disentanglement(self, mdata: MuData | None = None, cells: Literal["test", "all"] = "test",
-                        seed: int = 0) -> pd.DataFrame:
+    def disentanglement(
+        self, mdata: MuData | None = None, cells: Literal["test", "all"] = "test", seed: int = 0
+    ) -> pd.DataFrame:
         """How much of the other modality's shared features each Z still carries.
 
         For each modality i: the R² with which a k-nearest-neighbour regression predicts
@@ -537,7 +604,11 @@ class IndiSeek:
         other = {"rna": "adt", "adt": "rna"}
         rows = {}
         for m in MODALITIES:
-            z, c_own, c_other = reps[f"Z_{m}"][mask], reps[f"C_{m}"][mask], reps[f"C_{other[m]}"][mask]
+            z, c_own, c_other = (
+                reps[f"Z_{m}"][mask],
+                reps[f"C_{m}"][mask],
+                reps[f"C_{other[m]}"][mask],
+            )
             row = {
                 "r2_Z_to_C_other": predictability(z, c_other, seed=seed),
                 "r2_C_own_to_C_other": predictability(c_own, c_other, seed=seed),
@@ -576,7 +647,9 @@ class IndiSeek:
                 if arr.dtype.kind in "USO":
                     strings[key] = [str(v) for v in arr.ravel()] if arr.ndim else [str(arr)]
                 else:
-                    tensors[f"prepare.{key}"] = torch.as_tensor(arr.astype(arr.dtype.newbyteorder("=")))
+                    tensors[f"prepare.{key}"] = torch.as_tensor(
+                        arr.astype(arr.dtype.newbyteorder("="))
+                    )
         torch.save(tensors, path / MODEL_FILE)
         config = {
             "format": 1,
@@ -594,7 +667,9 @@ class IndiSeek:
             self.history.to_csv(path / HISTORY_FILE, index=False)
 
     @classmethod
-    def load(cls, path: str | Path, mdata: MuData | None = None, accelerator: str = "cpu") -> IndiSeek:
+    def load(
+        cls, path: str | Path, mdata: MuData | None = None, accelerator: str = "cpu"
+    ) -> IndiSeek:
         """Load a model saved with :meth:`save`.
 
         The weights file is read with ``torch.load(weights_only=True)``: a file that would run
@@ -619,7 +694,9 @@ class IndiSeek:
         """
         path = Path(path)
         if not (path / MODEL_FILE).exists() or not (path / CONFIG_FILE).exists():
-            raise FileNotFoundError(f"{path} is not a saved IndiSeek model (needs {MODEL_FILE} and {CONFIG_FILE}).")
+            raise FileNotFoundError(
+                f"{path} is not a saved IndiSeek model (needs {MODEL_FILE} and {CONFIG_FILE})."
+            )
         config = json.loads((path / CONFIG_FILE).read_text())
         device = resolve_device(accelerator)
         try:
@@ -629,7 +706,9 @@ class IndiSeek:
                 f"Refusing to load {path / MODEL_FILE}: it holds objects other than plain tensors "
                 f"(it may have been tampered with), and loading it could run code. ({err})"
             ) from err
-        if not isinstance(tensors, dict) or not all(isinstance(v, torch.Tensor) for v in tensors.values()):
+        if not isinstance(tensors, dict) or not all(
+            isinstance(v, torch.Tensor) for v in tensors.values()
+        ):
             raise ValueError(f"{path / MODEL_FILE} does not hold a dictionary of tensors.")
         model = cls.__new__(cls)
         model.objective = get_objective(config["params"]["objective"])
@@ -639,13 +718,17 @@ class IndiSeek:
         model.train_params = config.get("train_params", {})
         model.x_sq = config.get("x_sq", {})
         model._build(seed=0)
-        state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
         model._modules().load_state_dict(state)
         model._modules().to(device).eval()
         model.device = device
         model.prepare_state = None
         if config.get("has_prepare"):
-            flat = {k[len("prepare."):]: v.cpu().numpy() for k, v in tensors.items() if k.startswith("prepare.")}
+            flat = {
+                k[len("prepare.") :]: v.cpu().numpy()
+                for k, v in tensors.items()
+                if k.startswith("prepare.")
+            }
             flat.update({k: np.asarray(v) for k, v in config.get("prepare_strings", {}).items()})
             model.prepare_state = _unflatten(flat)
         hist = path / HISTORY_FILE
@@ -707,13 +790,19 @@ def _unflatten(flat: dict[str, Any]) -> dict:
 def _same_fit(a: dict, b: dict) -> bool:
     try:
         la, lb = np.asarray(a["rna"]["loadings"]), np.asarray(b["rna"]["loadings"])
-        ga, gb = np.asarray(a["rna"]["genes"]).astype(str), np.asarray(b["rna"]["genes"]).astype(str)
+        ga, gb = (
+            np.asarray(a["rna"]["genes"]).astype(str),
+            np.asarray(b["rna"]["genes"]).astype(str),
+        )
         ma, mb = np.asarray(a["adt"]["mean"]), np.asarray(b["adt"]["mean"])
     except KeyError:
         return True
     return (
-        la.shape == lb.shape and np.allclose(la, lb, atol=1e-6) and np.array_equal(ga, gb)
-        and ma.shape == mb.shape and np.allclose(ma, mb, atol=1e-6)
+        la.shape == lb.shape
+        and np.allclose(la, lb, atol=1e-6)
+        and np.array_equal(ga, gb)
+        and ma.shape == mb.shape
+        and np.allclose(ma, mb, atol=1e-6)
     )
 
 

@@ -46,7 +46,10 @@ def club_bound(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch
 
 
 def club_sampled(
-    z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None
+    z: torch.Tensor,
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """CLUB estimate with one shuffled negative per sample (the sampled variant of CLUB)."""
     perm = torch.randperm(z.shape[0], device=z.device, generator=generator)

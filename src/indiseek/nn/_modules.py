@@ -29,8 +29,14 @@ class ClipModule(nn.Module):
     """
 
     def __init__(
-        self, n_in1: int, n_in2: int, n_shared: int, n_hidden: int, n_layers: int,
-        temperature: float = 0.1, learn_temperature: bool = True,
+        self,
+        n_in1: int,
+        n_in2: int,
+        n_shared: int,
+        n_hidden: int,
+        n_layers: int,
+        temperature: float = 0.1,
+        learn_temperature: bool = True,
     ) -> None:
         super().__init__()
         self.f1 = mlp(n_in1, n_shared, n_hidden, n_layers)
@@ -86,8 +92,16 @@ class SpecificBranch(nn.Module):
     """
 
     def __init__(
-        self, n_x: int, n_c: int, n_c_club: int, n_z: int, n_hidden: int, n_layers: int,
-        n_c_critic: int | None = None, normalize_z: bool = True, logvar_bound: float = 6.0,
+        self,
+        n_x: int,
+        n_c: int,
+        n_c_club: int,
+        n_z: int,
+        n_hidden: int,
+        n_layers: int,
+        n_c_critic: int | None = None,
+        normalize_z: bool = True,
+        logvar_bound: float = 6.0,
     ) -> None:
         super().__init__()
         enc = mlp(n_x, n_z, n_hidden, n_layers)

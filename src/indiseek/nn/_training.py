@@ -117,14 +117,20 @@ class TrainConfig:
     clip_patience: int = 10
 
     def validate(self) -> None:
-        if self.max_epochs is not None and (int(self.max_epochs) != self.max_epochs or self.max_epochs < 1):
-            raise ValueError(f"max_epochs must be a positive integer or None, got {self.max_epochs!r}.")
+        if self.max_epochs is not None and (
+            int(self.max_epochs) != self.max_epochs or self.max_epochs < 1
+        ):
+            raise ValueError(
+                f"max_epochs must be a positive integer or None, got {self.max_epochs!r}."
+            )
         if int(self.batch_size) != self.batch_size or self.batch_size < 2:
             raise ValueError(f"batch_size must be an integer >= 2, got {self.batch_size!r}.")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}.")
         if self.q_schedule not in ("interleaved", "epoch"):
-            raise ValueError(f"q_schedule must be 'interleaved' or 'epoch', got {self.q_schedule!r}.")
+            raise ValueError(
+                f"q_schedule must be 'interleaved' or 'epoch', got {self.q_schedule!r}."
+            )
         if self.q_steps < 1 or self.q_epochs < 1:
             raise ValueError("q_steps and q_epochs must be >= 1.")
 
@@ -154,7 +160,9 @@ def cpu_threads(device: torch.device, n_threads: int | None):
         torch.set_num_threads(before)
 
 
-def _batches(n: int, batch_size: int, gen: torch.Generator, device: torch.device) -> Iterator[torch.Tensor]:
+def _batches(
+    n: int, batch_size: int, gen: torch.Generator, device: torch.device
+) -> Iterator[torch.Tensor]:
     perm = torch.randperm(n, generator=gen, device="cpu").to(device)
     # Drop the ragged last batch: a handful of cells gives a poor InfoNCE/CLUB estimate.
     n_batches = max(n // batch_size, 1)
@@ -188,7 +196,9 @@ class _Accumulator:
             return {}
         keys = list(self.sums)
         values = torch.stack([self.sums[k] for k in keys]).cpu().numpy()
-        return {f"{prefix}{k}": float(v) / self.counts[k] for k, v in zip(keys, values, strict=True)}
+        return {
+            f"{prefix}{k}": float(v) / self.counts[k] for k, v in zip(keys, values, strict=True)
+        }
 
 
 class _EarlyStopper:
@@ -244,7 +254,11 @@ def fit_clip(
                 loss.backward()
                 opt.step()
                 acc.add({"infonce": loss})
-            row = {"epoch": epoch, **acc.means("train_"), "temperature": float(clip.temperature.detach())}
+            row = {
+                "epoch": epoch,
+                **acc.means("train_"),
+                "temperature": float(clip.temperature.detach()),
+            }
             if val_idx is not None and len(val_idx) > 1:
                 row.update(_clip_validation(clip, x1, x2, val_idx, cfg.batch_size))
             rows.append(row)
@@ -355,8 +369,15 @@ def fit_specific_branches(
                 for name, br in branches.items():
                     d = data[name]
                     t = branch_terms(
-                        br, objective, d.x[idx], d.c_own[idx], d.c_club[idx], lam, d.x_sq,
-                        club_weight=club_weight, z=z_cache[name],
+                        br,
+                        objective,
+                        d.x[idx],
+                        d.c_own[idx],
+                        d.c_club[idx],
+                        lam,
+                        d.x_sq,
+                        club_weight=club_weight,
+                        z=z_cache[name],
                         q_out=None if q_out is None else q_out[name],
                     )
                     total = total + t["loss"]
@@ -397,7 +418,9 @@ def evaluate_branches(
     for name, br in branches.items():
         br.eval()
         d = data[name]
-        t = branch_terms(br, objective, d.x[idx], d.c_own[idx], d.c_club[idx], lam, d.x_sq, club_weight)
+        t = branch_terms(
+            br, objective, d.x[idx], d.c_own[idx], d.c_club[idx], lam, d.x_sq, club_weight
+        )
         mu, logvar = br.q(d.c_club[idx])
         t["q_loglik"] = gaussian_loglik(br.encoder(d.x[idx]), mu, logvar).mean()
         total = total + t["loss"]

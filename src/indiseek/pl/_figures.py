@@ -77,8 +77,14 @@ def theta_ranking(
         parents = list(pd.unique(t["parent"].astype(str)))
         colors = dict(zip(parents, _palette(len(parents)), strict=True))
         bar_colors = [colors[str(p)] for p in t["parent"]]
-        ax.legend(handles=[Patch(color=colors[p], label=p) for p in parents], title="level-1 type",
-                  loc="lower right", fontsize=8, title_fontsize=8, frameon=False)
+        ax.legend(
+            handles=[Patch(color=colors[p], label=p) for p in parents],
+            title="level-1 type",
+            loc="lower right",
+            fontsize=8,
+            title_fontsize=8,
+            frameon=False,
+        )
     else:
         bar_colors = OKABE_ITO[4]
     y = np.arange(len(t))
@@ -87,9 +93,13 @@ def theta_ranking(
         if not included:  # excluded from the ranks (too few cells): drawn faint and hatched
             bar.set_alpha(0.35)
             bar.set_hatch("//")
-    ax.set_yticks(y, [f"{i} (n={n})" for i, n in zip(t.index, t["n_cells"], strict=True)], fontsize=8)
+    ax.set_yticks(
+        y, [f"{i} (n={n})" for i, n in zip(t.index, t["n_cells"], strict=True)], fontsize=8
+    )
     ax.axvline(0, color="0.3", lw=0.8)
-    ax.set_xlabel("mean θ = log(β_RNA / β_ADT)\n← defined by ADT-specific features   ·   defined by RNA-specific features →")
+    ax.set_xlabel(
+        "mean θ = log(β_RNA / β_ADT)\n← defined by ADT-specific features   ·   defined by RNA-specific features →"
+    )
     ax.set_title(title or "Which modality defines each cell type (mean θ per type)")
     return _finish(fig, save)
 
@@ -135,13 +145,29 @@ def rank_scatter(
         colors = dict(zip(parents, _palette(len(parents)), strict=True))
         for p in parents:
             s = t[t["parent"].astype(str) == p]
-            ax.scatter(s["weight_rank"], s["theta_rank"], color=colors[p], label=p, s=40, edgecolor="k", lw=0.4)
+            ax.scatter(
+                s["weight_rank"],
+                s["theta_rank"],
+                color=colors[p],
+                label=p,
+                s=40,
+                edgecolor="k",
+                lw=0.4,
+            )
         ax.legend(title="level-1 type", fontsize=8, title_fontsize=8, frameon=False)
     else:
-        ax.scatter(t["weight_rank"], t["theta_rank"], color=OKABE_ITO[4], s=40, edgecolor="k", lw=0.4)
+        ax.scatter(
+            t["weight_rank"], t["theta_rank"], color=OKABE_ITO[4], s=40, edgecolor="k", lw=0.4
+        )
     for name, row in t.iterrows():
-        ax.annotate(str(name), (row["weight_rank"], row["theta_rank"]), fontsize=6, alpha=0.8,
-                    xytext=(3, 3), textcoords="offset points")
+        ax.annotate(
+            str(name),
+            (row["weight_rank"], row["theta_rank"]),
+            fontsize=6,
+            alpha=0.8,
+            xytext=(3, 3),
+            textcoords="offset points",
+        )
     n = len(t)
     ax.plot([1, n], [1, n], color="0.6", lw=0.8, ls="--")
     what = "mean WNN RNA weight" if ref == "mean_weight" else "reference (truth)"
@@ -209,18 +235,23 @@ def embeddings(
     import matplotlib.pyplot as plt
 
     colors = [color] if isinstance(color, str) else list(color)
-    keys = list(keys) if keys is not None else [
-        K.OBSM["C_rna"], K.OBSM["Z_rna"], K.OBSM["C_adt"], K.OBSM["Z_adt"], K.OBSM_ALL
-    ]
+    keys = (
+        list(keys)
+        if keys is not None
+        else [K.OBSM["C_rna"], K.OBSM["Z_rna"], K.OBSM["C_adt"], K.OBSM["Z_adt"], K.OBSM_ALL]
+    )
     titles = {
-        K.OBSM["C_rna"]: "C_RNA (shared, from RNA)", K.OBSM["Z_rna"]: "Z_RNA (RNA-specific)",
-        K.OBSM["C_adt"]: "C_ADT (shared, from ADT)", K.OBSM["Z_adt"]: "Z_ADT (ADT-specific)",
+        K.OBSM["C_rna"]: "C_RNA (shared, from RNA)",
+        K.OBSM["Z_rna"]: "Z_RNA (RNA-specific)",
+        K.OBSM["C_adt"]: "C_ADT (shared, from ADT)",
+        K.OBSM["Z_adt"]: "Z_ADT (ADT-specific)",
         K.OBSM_ALL: "all four concatenated",
     }
     coords = {k: _umap(mdata, k, recompute, seed) for k in keys}
     size = point_size or max(1.0, min(20.0, 30000 / max(mdata.n_obs, 1)))
-    fig, axes = plt.subplots(len(colors), len(keys), figsize=(3.3 * len(keys) + 1.8, 3.2 * len(colors)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(colors), len(keys), figsize=(3.3 * len(keys) + 1.8, 3.2 * len(colors)), squeeze=False
+    )
     for r, ck in enumerate(colors):
         labels = find_labels(mdata, ck).astype(str).to_numpy()
         cats = sorted(pd.unique(labels))
@@ -237,8 +268,16 @@ def embeddings(
             if c == 0:
                 ax.set_ylabel(f"UMAP · coloured by {ck}", fontsize=9)
         handles = [plt.Line2D([], [], marker="o", ls="", color=pal[v], label=v) for v in cats]
-        axes[r, -1].legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=7,
-                           frameon=False, ncol=1 if len(cats) <= 16 else 2, title=ck, title_fontsize=8)
+        axes[r, -1].legend(
+            handles=handles,
+            loc="center left",
+            bbox_to_anchor=(1.02, 0.5),
+            fontsize=7,
+            frameon=False,
+            ncol=1 if len(cats) <= 16 else 2,
+            title=ck,
+            title_fontsize=8,
+        )
     return _finish(fig, save)
 
 
@@ -273,7 +312,9 @@ def compare_methods(
     import matplotlib.pyplot as plt
 
     if metric not in df:
-        raise KeyError(f"No column {metric!r} in the comparison table; columns: {list(df.columns)}.")
+        raise KeyError(
+            f"No column {metric!r} in the comparison table; columns: {list(df.columns)}."
+        )
     if ax is None:
         fig, ax = plt.subplots(figsize=(6, 4))
     else:
@@ -290,8 +331,15 @@ def compare_methods(
                 ax.fill_between([min(lams), max(lams)], m - s, m + s, color=pal[obj], alpha=0.15)
             continue
         g = d.groupby("lam")[metric]
-        ax.errorbar(g.mean().index, g.mean(), yerr=g.std(ddof=0).fillna(0), marker="o", capsize=3,
-                    color=pal[obj], label=obj)
+        ax.errorbar(
+            g.mean().index,
+            g.mean(),
+            yerr=g.std(ddof=0).fillna(0),
+            marker="o",
+            capsize=3,
+            color=pal[obj],
+            label=obj,
+        )
     if lams and min(lams) > 0:
         ax.set_xscale("log")
     ax.set_xlabel("λ (weight of the completeness term)")
@@ -326,15 +374,27 @@ def training_curves(history: pd.DataFrame, *, save: str | os.PathLike | None = N
     h2 = history[history["step"] == "specific"]
     panels = [("InfoNCE (step 1: shared features)", h1, ["train_infonce", "val_infonce"])]
     for mod in ("rna", "adt"):
-        panels.append((f"CLUB estimate, {mod.upper()} (step 2)", h2, [f"train_{mod}_club", f"val_{mod}_club"]))
-        panels.append((f"relative reconstruction error, {mod.upper()}", h2,
-                       [f"train_{mod}_rel_rec_error", f"val_{mod}_rel_rec_error"]))
+        panels.append(
+            (f"CLUB estimate, {mod.upper()} (step 2)", h2, [f"train_{mod}_club", f"val_{mod}_club"])
+        )
+        panels.append(
+            (
+                f"relative reconstruction error, {mod.upper()}",
+                h2,
+                [f"train_{mod}_rel_rec_error", f"val_{mod}_rel_rec_error"],
+            )
+        )
     panels = [p for p in panels if len(p[1]) and any(c in p[1] for c in p[2])]
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False)
     for ax, (title, h, cols) in zip(axes[0], panels, strict=True):
         for col, color in zip(cols, (OKABE_ITO[4], OKABE_ITO[5]), strict=True):
             if col in h:
-                ax.plot(h["epoch"], h[col], color=color, label="train" if col.startswith("train") else "validation")
+                ax.plot(
+                    h["epoch"],
+                    h[col],
+                    color=color,
+                    label="train" if col.startswith("train") else "validation",
+                )
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("epoch")
         ax.legend(fontsize=7, frameon=False)

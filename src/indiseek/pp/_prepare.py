@@ -43,12 +43,14 @@ def split_cells(n_cells: int, train_size: float | int, seed: int = 0) -> np.ndar
     >>> split_cells(10, 0.5, seed=0).sum()
     np.int64(5)
     """
-    if isinstance(train_size, bool) or not isinstance(train_size, int | float | np.integer | np.floating):
+    if isinstance(train_size, bool) or not isinstance(
+        train_size, int | float | np.integer | np.floating
+    ):
         raise TypeError(f"train_size must be a fraction or a number of cells, got {train_size!r}.")
     if train_size <= 0:
         raise ValueError(f"train_size must be > 0, got {train_size!r}.")
     if isinstance(train_size, float | np.floating) and train_size <= 1:
-        n_train = int(round(train_size * n_cells))
+        n_train = round(train_size * n_cells)
     else:
         if train_size != int(train_size):
             raise ValueError(
@@ -86,8 +88,14 @@ def _max_pcs(n_train: int, n_features: int) -> int:
 
 
 def _fit_rna(
-    lognorm, train: np.ndarray, genes: pd.Index, n_pcs: int | None, n_top_genes: int,
-    scale_max: float, seed: int, modality: str,
+    lognorm,
+    train: np.ndarray,
+    genes: pd.Index,
+    n_pcs: int | None,
+    n_top_genes: int,
+    scale_max: float,
+    seed: int,
+    modality: str,
 ) -> dict[str, Any]:
     import anndata as ad
     import scanpy as sc
@@ -138,7 +146,9 @@ def _apply_rna(lognorm, genes: pd.Index, state: dict[str, Any], modality: str) -
     return ((xs - state["pca_mean"]) @ state["loadings"]).astype(np.float32)
 
 
-def _clr(counts, axis: int, train: np.ndarray | None, state: dict | None) -> tuple[np.ndarray, np.ndarray | None]:
+def _clr(
+    counts, axis: int, train: np.ndarray | None, state: dict | None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Seurat-flavour CLR: log1p(x / exp(mean log1p x)).
 
     ``axis=1`` (per cell across proteins, Seurat's WNN workflow) uses each cell alone, so muon
@@ -318,8 +328,14 @@ def prepare(
     lognorm = _lognorm(rna_counts)
     if ref_state is None:
         rna_state = _fit_rna(
-            lognorm, train, rna_ad.var_names, n_pcs, min(n_top_genes, rna_ad.n_vars),
-            scale_max, seed, rna,
+            lognorm,
+            train,
+            rna_ad.var_names,
+            n_pcs,
+            min(n_top_genes, rna_ad.n_vars),
+            scale_max,
+            seed,
+            rna,
         )
     else:
         rna_state = ref_state["rna"]
@@ -360,7 +376,7 @@ def prepare(
             "rna_layer": rna_layer or "",
             "adt_layer": adt_layer or "",
             "n_pcs": int(rna_state["n_pcs"]),
-            "n_top_genes": int(len(rna_state["genes"])),
+            "n_top_genes": len(rna_state["genes"]),
             "scale_max": float(scale_max),
             "adt_clr_axis": int(adt_state["clr_axis"]),
             "adt_n_pcs": int(adt_state.get("n_pcs", 0)),
@@ -372,5 +388,9 @@ def prepare(
     }
     logger.info(
         "prepared %d cells (%d for fitting): RNA %d PCs of %d genes, ADT %d dims",
-        n, int(train.sum()), rna_x.shape[1], len(rna_state["genes"]), adt_x.shape[1],
+        n,
+        int(train.sum()),
+        rna_x.shape[1],
+        len(rna_state["genes"]),
+        adt_x.shape[1],
     )

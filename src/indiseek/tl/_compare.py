@@ -107,7 +107,7 @@ def compare_methods(
     runs = []
     for seed in seeds:
         for obj in objectives:
-            for lam in ([float("nan")] if obj == "clip" else lams):
+            for lam in [float("nan")] if obj == "clip" else lams:
                 runs.append((seed, obj, lam))
     clip_models: dict[int, IndiSeek] = {}
     rows = []
@@ -120,13 +120,24 @@ def compare_methods(
         if reuse_clip and seed not in clip_models:
             clip_models[seed] = model
         reps = model.get_representations()
-        reps["all"] = concatenate_blocks([reps[key] for key in ("C_rna", "C_adt", "Z_rna", "Z_adt")])
+        reps["all"] = concatenate_blocks(
+            [reps[key] for key in ("C_rna", "C_adt", "Z_rna", "Z_adt")]
+        )
         theta, _, _ = theta_arrays(reps["Z_rna"][mask], reps["Z_adt"][mask], lab, k)
         table = rank_table(lab, theta, weights=weights, reference=reference, min_cells=min_cells)
-        row = {"objective": obj, "lam": lam, "seed": seed, "spearman": table.attrs["spearman"],
-               "pvalue": table.attrs["pvalue"], "train_time_s": elapsed, "clip_reused": reuse is not None}
+        row = {
+            "objective": obj,
+            "lam": lam,
+            "seed": seed,
+            "spearman": table.attrs["spearman"],
+            "pvalue": table.attrs["pvalue"],
+            "train_time_s": elapsed,
+            "clip_reused": reuse is not None,
+        }
         for emb in cluster_embeddings:
-            pred = KMeans(n_clusters=n_labels, n_init=10, random_state=seed).fit_predict(reps[emb][mask])
+            pred = KMeans(n_clusters=n_labels, n_init=10, random_state=seed).fit_predict(
+                reps[emb][mask]
+            )
             row[f"ARI_{emb}"] = adjusted_rand_score(lab, pred)
             row[f"NMI_{emb}"] = normalized_mutual_info_score(lab, pred)
         rows.append(row)

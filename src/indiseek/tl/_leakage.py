@@ -5,8 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 
-def predictability(features: np.ndarray, target: np.ndarray, n_neighbors: int = 15,
-                   n_splits: int = 5, seed: int = 0) -> float:
+def predictability(
+    features: np.ndarray,
+    target: np.ndarray,
+    n_neighbors: int = 15,
+    n_splits: int = 5,
+    seed: int = 0,
+) -> float:
     """Cross-validated R² of a k-nearest-neighbour regression of ``target`` on ``features``.
 
     A model-free measure of how much of ``target`` can be read off ``features``: near 1 when
@@ -47,11 +52,15 @@ def predictability(features: np.ndarray, target: np.ndarray, n_neighbors: int = 
     if len(features) != len(target):
         raise ValueError(f"features has {len(features)} rows but target has {len(target)}.")
     if len(features) < 2 * n_splits:
-        raise ValueError(f"Need at least {2 * n_splits} cells for {n_splits}-fold CV, got {len(features)}.")
+        raise ValueError(
+            f"Need at least {2 * n_splits} cells for {n_splits}-fold CV, got {len(features)}."
+        )
     x = StandardScaler().fit_transform(features)
     k = min(n_neighbors, len(x) - len(x) // n_splits - 1)
     pred = cross_val_predict(
-        KNeighborsRegressor(n_neighbors=k), x, target,
+        KNeighborsRegressor(n_neighbors=k),
+        x,
+        target,
         cv=KFold(n_splits, shuffle=True, random_state=seed),
     )
     ss_res = ((target - pred) ** 2).sum()

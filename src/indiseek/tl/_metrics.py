@@ -80,13 +80,20 @@ def cluster_metrics(
         lab = labels.astype(object).to_numpy()[mask]
         k = n_clusters or len(pd.unique(lab))
         if k < 2 or mask.sum() <= k:
-            raise ValueError(f"Label {lk!r}: {mask.sum()} labelled cells and {k} labels; need more cells than labels and at least 2 labels.")
+            raise ValueError(
+                f"Label {lk!r}: {mask.sum()} labelled cells and {k} labels; need more cells than labels and at least 2 labels."
+            )
         for key in obsm_keys:
             x = get_obsm(mdata, key)[mask]
             pred = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(x)
-            rows.append({
-                "embedding": key, "label_key": lk, "n_clusters": int(k), "n_cells": int(mask.sum()),
-                "ARI": float(adjusted_rand_score(lab, pred)),
-                "NMI": float(normalized_mutual_info_score(lab, pred)),
-            })
+            rows.append(
+                {
+                    "embedding": key,
+                    "label_key": lk,
+                    "n_clusters": int(k),
+                    "n_cells": int(mask.sum()),
+                    "ARI": float(adjusted_rand_score(lab, pred)),
+                    "NMI": float(normalized_mutual_info_score(lab, pred)),
+                }
+            )
     return pd.DataFrame(rows)

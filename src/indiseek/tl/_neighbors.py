@@ -10,8 +10,9 @@ import numpy as np
 APPROX_THRESHOLD = 50_000
 
 
-def knn_indices(x: np.ndarray, k: int, method: Literal["auto", "exact", "approx"] = "auto",
-                seed: int = 0) -> np.ndarray:
+def knn_indices(
+    x: np.ndarray, k: int, method: Literal["auto", "exact", "approx"] = "auto", seed: int = 0
+) -> np.ndarray:
     """Indices of each row's ``k`` nearest other rows (Euclidean; the row itself excluded)."""
     n = len(x)
     if method == "auto":

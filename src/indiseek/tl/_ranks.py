@@ -69,11 +69,17 @@ def rank_comparison(
     if reference is None and weight_key is None:
         raise ValueError("Pass weight_key (a per-cell weight column) or reference (per type).")
     labels = find_labels(mdata, groupby)
-    weights = None if reference is not None else find_labels(mdata, weight_key).to_numpy(dtype=float)
+    weights = (
+        None if reference is not None else find_labels(mdata, weight_key).to_numpy(dtype=float)
+    )
     parents = None if parent_key is None else find_labels(mdata, parent_key).to_numpy()
     table = rank_table(
-        labels.to_numpy(), mdata.obs[theta_key].to_numpy(dtype=float), weights=weights,
-        reference=reference, parents=parents, min_cells=min_cells,
+        labels.to_numpy(),
+        mdata.obs[theta_key].to_numpy(dtype=float),
+        weights=weights,
+        reference=reference,
+        parents=parents,
+        min_cells=min_cells,
     )
     table.index.name = groupby
     return table
@@ -113,11 +119,13 @@ def rank_table(
     if frame.empty:
         raise ValueError("No cells have both a θ value and a label.")
     grouped = frame.groupby("type")
-    table = pd.DataFrame({
-        "n_cells": grouped.size(),
-        "mean_theta": grouped["theta"].mean(),
-        ref_name: grouped["weight"].mean(),
-    })
+    table = pd.DataFrame(
+        {
+            "n_cells": grouped.size(),
+            "mean_theta": grouped["theta"].mean(),
+            ref_name: grouped["weight"].mean(),
+        }
+    )
     table["included"] = table["n_cells"] >= min_cells
     inc = table["included"]
     table["theta_rank"] = table["mean_theta"].where(inc).rank(ascending=False)
@@ -131,8 +139,13 @@ def rank_table(
         rho, p = float(res.statistic), float(res.pvalue)
     else:
         rho, p = float("nan"), float("nan")
-    table.attrs.update({
-        "spearman": rho, "pvalue": p, "excluded": list(table.index[~inc]),
-        "min_cells": int(min_cells), "n_types": int(inc.sum()),
-    })
+    table.attrs.update(
+        {
+            "spearman": rho,
+            "pvalue": p,
+            "excluded": list(table.index[~inc]),
+            "min_cells": int(min_cells),
+            "n_types": int(inc.sum()),
+        }
+    )
     return table

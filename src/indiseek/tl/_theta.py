@@ -19,18 +19,28 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def label_purity(x: np.ndarray, labels: np.ndarray, k: int = 10,
-                 method: Literal["auto", "exact", "approx"] = "auto", seed: int = 0) -> np.ndarray:
+def label_purity(
+    x: np.ndarray,
+    labels: np.ndarray,
+    k: int = 10,
+    method: Literal["auto", "exact", "approx"] = "auto",
+    seed: int = 0,
+) -> np.ndarray:
     """β: share of each cell's ``k`` nearest neighbours in ``x`` that carry its label."""
     idx = knn_indices(np.asarray(x, dtype=np.float32), k, method, seed)
     codes = pd.factorize(labels)[0]
     return (codes[idx] == codes[:, None]).mean(axis=1)
 
 
-def theta_arrays(z_rna: np.ndarray, z_adt: np.ndarray, labels: np.ndarray, k: int = 10,
-                 pseudocount: float | None = None,
-                 method: Literal["auto", "exact", "approx"] = "auto",
-                 seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def theta_arrays(
+    z_rna: np.ndarray,
+    z_adt: np.ndarray,
+    labels: np.ndarray,
+    k: int = 10,
+    pseudocount: float | None = None,
+    method: Literal["auto", "exact", "approx"] = "auto",
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Array version of :func:`theta_score` for labelled cells: returns (θ, β_RNA, β_ADT)."""
     eps = 1.0 / (2 * k) if pseudocount is None else float(pseudocount)
     beta_rna = label_purity(z_rna, labels, k, method, seed)
@@ -54,7 +64,9 @@ def _subset_mask(mdata: MuData, subset, split_key: str) -> np.ndarray:
         return mask
     mask = np.asarray(subset)
     if mask.dtype != bool or mask.shape != (n,):
-        raise ValueError(f"subset must be a boolean mask of length {n} (or a split name), got {mask.dtype} {mask.shape}.")
+        raise ValueError(
+            f"subset must be a boolean mask of length {n} (or a split name), got {mask.dtype} {mask.shape}."
+        )
     return mask
 
 
@@ -133,7 +145,9 @@ def theta_score(
     if n < 2:
         raise ValueError(f"θ needs at least 2 labelled cells; found {n} (label {label_key!r}).")
     if k >= n:
-        warnings.warn(f"k={k} is not smaller than the {n} scored cells; using k={n - 1}.", stacklevel=2)
+        warnings.warn(
+            f"k={k} is not smaller than the {n} scored cells; using k={n - 1}.", stacklevel=2
+        )
         k = n - 1
     eps = 1.0 / (2 * k) if pseudocount is None else float(pseudocount)
     if eps <= 0:
@@ -145,6 +159,11 @@ def theta_score(
         full[mask] = values
         mdata.obs[key] = full
     mdata.uns.setdefault(K.UNS, {})["theta"] = {
-        "label_key": label_key, "k": int(k), "pseudocount": eps, "rna_key": rna_key,
-        "adt_key": adt_key, "n_cells": n, "key_added": key_added,
+        "label_key": label_key,
+        "k": int(k),
+        "pseudocount": eps,
+        "rna_key": rna_key,
+        "adt_key": adt_key,
+        "n_cells": n,
+        "key_added": key_added,
     }

@@ -21,8 +21,15 @@ def _pcs(x: np.ndarray, n_pcs: int, seed: int) -> np.ndarray:
     from sklearn.decomposition import PCA
 
     n_pcs = max(1, min(n_pcs, min(x.shape) - 1))
-    return PCA(n_components=n_pcs, svd_solver="full" if x.shape[1] <= 500 else "arpack",
-               random_state=seed).fit_transform(x).astype(np.float32)
+    return (
+        PCA(
+            n_components=n_pcs,
+            svd_solver="full" if x.shape[1] <= 500 else "arpack",
+            random_state=seed,
+        )
+        .fit_transform(x)
+        .astype(np.float32)
+    )
 
 
 def _rna_pcs(counts, n_top_genes: int, n_pcs: int, seed: int) -> np.ndarray:
@@ -150,15 +157,26 @@ def wnn_weights(
         check_counts(rc, rna, names)
         check_counts(ac, adt, names)
         if adt_ad.n_vars < 2:
-            raise ValueError(f"WNN needs at least 2 proteins in modality {adt!r}, got {adt_ad.n_vars}.")
+            raise ValueError(
+                f"WNN needs at least 2 proteins in modality {adt!r}, got {adt_ad.n_vars}."
+            )
         adt_index = adt_ad.obs_names.get_indexer(names)
         mods = {}
         for name, x in (
             ("rna", _rna_pcs(rc, n_top_genes, n_pcs_rna, seed)),
-            ("adt", _adt_pcs(ac[adt_index] if not adt_ad.obs_names.equals(names) else ac,
-                             min(n_pcs_adt, adt_ad.n_vars - 1), adt_clr_axis, seed)),
+            (
+                "adt",
+                _adt_pcs(
+                    ac[adt_index] if not adt_ad.obs_names.equals(names) else ac,
+                    min(n_pcs_adt, adt_ad.n_vars - 1),
+                    adt_clr_axis,
+                    seed,
+                ),
+            ),
         ):
-            a = ad.AnnData(np.zeros((len(names), 1), dtype=np.float32), obs=pd.DataFrame(index=names))
+            a = ad.AnnData(
+                np.zeros((len(names), 1), dtype=np.float32), obs=pd.DataFrame(index=names)
+            )
             a.obsm["X_pca"] = x
             mods[name] = a
         tmp = md.MuData(mods)
