@@ -19,11 +19,13 @@ def _env(name: str) -> dict:
         data = DATA / "pbmc_wnn_paired800.h5mu"
         if not data.exists():
             pytest.skip("shared PBMC data not available")
-        env.update({
-            "INDISEEK_TUTORIAL_DATA": str(data),
-            "INDISEEK_TUTORIAL_LABEL": "celltype",
-            "INDISEEK_TUTORIAL_SEURAT": str(DATA / "seurat_wnn" / "pbmc_wnn_paired800.csv"),
-        })
+        env.update(
+            {
+                "INDISEEK_TUTORIAL_DATA": str(data),
+                "INDISEEK_TUTORIAL_LABEL": "celltype",
+                "INDISEEK_TUTORIAL_SEURAT": str(DATA / "seurat_wnn" / "pbmc_wnn_paired800.csv"),
+            }
+        )
     return env
 
 
@@ -36,10 +38,15 @@ def test_notebook_runs(path, monkeypatch):
     for key, value in _env(path.stem).items():
         monkeypatch.setenv(key, value)
     nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    NotebookClient(
+        nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
     images = sum(
-        1 for cell in nb.cells if cell.cell_type == "code"
-        for out in cell.get("outputs", []) if "image/png" in out.get("data", {})
+        1
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+        if "image/png" in out.get("data", {})
     )
     assert images >= 1, f"{path.name} showed no figure"
 
@@ -58,7 +65,20 @@ def test_docs_build_without_warnings(tmp_path):
     pytest.importorskip("sphinx")
     pytest.importorskip("myst_nb")
     res = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", str(ROOT / "docs"), str(tmp_path)],
-        capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "--keep-going",
+            "-q",
+            "-b",
+            "html",
+            str(ROOT / "docs"),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
