@@ -19,6 +19,7 @@ extensions = [
     "sphinx.ext.viewcode",
 ]
 autosummary_generate = True
+templates_path = ["_templates"]
 autodoc_typehints = "none"
 autodoc_member_order = "bysource"
 napoleon_google_docstring = False

@@ -85,11 +85,41 @@ class SpecificFit:
         return arr
 
     def transform(self, x) -> np.ndarray:
-        """Modality-specific features Z = h(x), numpy (samples × n_specific)."""
+        """Modality-specific features Z = h(x), numpy (samples × n_specific).
+
+        Parameters
+        ----------
+        x
+            Samples × features, the same features as in training.
+
+        Returns
+        -------
+        Z as a float32 array.
+
+        Examples
+        --------
+        >>> z = fit.transform(x_new)  # doctest: +SKIP
+        """
         return encode_chunks(self.branch.encoder, self._check(x, "x", self.n_x), self.device)
 
     def reconstruct(self, x, shared) -> np.ndarray:
-        """Decoder output g(h(x), shared): what (Z, C) recover of x."""
+        """Decoder output g(h(x), shared): what (Z, C) recover of x.
+
+        Parameters
+        ----------
+        x
+            Samples × features.
+        shared
+            Their shared features C.
+
+        Returns
+        -------
+        The reconstruction, same shape as ``x``.
+
+        Examples
+        --------
+        >>> x_hat = fit.reconstruct(x_new, c_new)  # doctest: +SKIP
+        """
         x = self._check(x, "x", self.n_x)
         c = self._check(shared, "shared", self.n_c)
         if len(c) != len(x):
@@ -98,7 +128,21 @@ class SpecificFit:
         return encode_chunks(self.branch.decoder, np.concatenate([z, c], axis=1), self.device)
 
     def relative_error(self, x, shared) -> float:
-        """Held-out relative reconstruction error ``E‖g(Z, C) − x‖² / E‖x‖²``."""
+        """Held-out relative reconstruction error ``E‖g(Z, C) − x‖² / E‖x‖²``.
+
+        Parameters
+        ----------
+        x, shared
+            Samples and their shared features.
+
+        Returns
+        -------
+        The error as a float (0 is perfect).
+
+        Examples
+        --------
+        >>> fit.relative_error(x_test, c_test)  # doctest: +SKIP
+        """
         x = self._check(x, "x", self.n_x)
         x_hat = self.reconstruct(x, shared)
         return float(((x_hat - x) ** 2).sum(1).mean() / (x**2).sum(1).mean())

@@ -347,6 +347,13 @@ class IndiSeek:
             A trained model on the same inputs whose step 1 (CLIP encoders) is reused instead of
             training step 1 again; with the same ``seed`` this gives exactly what retraining
             would (used by :func:`indiseek.tl.compare_methods`).
+
+        Examples
+        --------
+        >>> model = isk.IndiSeek(mdata, lam=10.0)  # doctest: +SKIP
+        >>> model.train()  # doctest: +SKIP
+        >>> model.train(max_epochs=2000, lr=1e-4)  # the paper's schedule  # doctest: +SKIP
+        >>> model.history.tail()  # doctest: +SKIP
         """
         cfg = TrainConfig(
             max_epochs=max_epochs,
@@ -592,6 +599,10 @@ class IndiSeek:
         Returns
         -------
         DataFrame indexed by modality.
+
+        Examples
+        --------
+        >>> model.disentanglement()  # doctest: +SKIP
         """
         from ..tl._leakage import predictability
 
