@@ -29,6 +29,19 @@ def _palette(n: int) -> list:
     return [cmap(i / max(n - 1, 1)) if n > 20 else cmap(i) for i in range(n)]
 
 
+def _figure(ax, figsize: tuple[float, float]):
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        return plt.subplots(figsize=figsize)
+    return ax.figure, ax
+
+
+def _parent_colors(parents: pd.Series) -> dict[str, object]:
+    names = list(pd.unique(parents.astype(str)))
+    return dict(zip(names, _palette(len(names)), strict=True))
+
+
 def _finish(fig: Figure, save: str | os.PathLike | None) -> Figure:
     fig.tight_layout()
     if save is not None:
@@ -65,17 +78,13 @@ def theta_ranking(
     >>> table = isk.tl.rank_comparison(mdata, parent_key="celltype.l1")  # doctest: +SKIP
     >>> isk.pl.theta_ranking(table)  # doctest: +SKIP
     """
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
     t = table.sort_values("mean_theta")
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6.5, max(3.0, 0.28 * len(t) + 1.2)))
-    else:
-        fig = ax.figure
+    fig, ax = _figure(ax, (6.5, max(3.0, 0.28 * len(t) + 1.2)))
     if "parent" in t:
-        parents = list(pd.unique(t["parent"].astype(str)))
-        colors = dict(zip(parents, _palette(len(parents)), strict=True))
+        colors = _parent_colors(t["parent"])
+        parents = list(colors)
         bar_colors = [colors[str(p)] for p in t["parent"]]
         ax.legend(
             handles=[Patch(color=colors[p], label=p) for p in parents],
@@ -132,17 +141,13 @@ def rank_scatter(
     --------
     >>> isk.pl.rank_scatter(table)  # doctest: +SKIP
     """
-    import matplotlib.pyplot as plt
 
     t = table[table["included"]]
     ref = "mean_weight" if "mean_weight" in t else "reference"
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(5.5, 5.0))
-    else:
-        fig = ax.figure
+    fig, ax = _figure(ax, (5.5, 5.0))
     if "parent" in t:
-        parents = list(pd.unique(t["parent"].astype(str)))
-        colors = dict(zip(parents, _palette(len(parents)), strict=True))
+        colors = _parent_colors(t["parent"])
+        parents = list(colors)
         for p in parents:
             s = t[t["parent"].astype(str) == p]
             ax.scatter(
@@ -309,16 +314,12 @@ def compare_methods(
     --------
     >>> isk.pl.compare_methods(df)  # doctest: +SKIP
     """
-    import matplotlib.pyplot as plt
 
     if metric not in df:
         raise KeyError(
             f"No column {metric!r} in the comparison table; columns: {list(df.columns)}."
         )
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6, 4))
-    else:
-        fig = ax.figure
+    fig, ax = _figure(ax, (6, 4))
     objs = list(pd.unique(df["objective"]))
     pal = dict(zip(objs, _palette(len(objs)), strict=True))
     lams = sorted(df["lam"].dropna().unique())
