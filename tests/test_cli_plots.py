@@ -84,7 +84,7 @@ def test_fit_real_file(tmp_path):
     )
     assert rc == 0
     mdata = md.read_h5mu(out)
-    assert mdata.obsm["X_indiseek"].shape == (800, 200)
+    assert mdata.obsm["X_indiseek"].shape == (800, 120)
     metrics = json.loads((tmp_path / "out_indiseek" / "metrics.json").read_text())
     assert np.isfinite(metrics["theta_spearman"])
     assert (tmp_path / "out_indiseek" / "model" / "model.pt").exists()

@@ -45,8 +45,9 @@ def test_real_data_all_objectives():
         model = isk.IndiSeek(mdata, objective=objective, n_hidden=32, n_layers=3)
         model.train(max_epochs=2, progress_bar=False)
         model.write_obsm(mdata)
-        assert mdata.obsm["X_indiseek"].shape == (800, 200)
-        assert mdata.obsm["X_indiseek_Z_rna"].shape == (800, 50)
+        z_dim = 50 if objective == "clip" else 10
+        assert mdata.obsm["X_indiseek"].shape == (800, 100 + 2 * z_dim)
+        assert mdata.obsm["X_indiseek_Z_rna"].shape == (800, z_dim)
 
 
 def test_same_seed_same_representations(small_mdata):

@@ -83,7 +83,13 @@ class IndiSeek:
         λ, the weight of the completeness term: small λ favours independence of Z from C,
         large λ completeness. The paper uses 10 on CITE-seq; 0.1–10 is the sensible range.
     n_shared, n_specific
-        Dimensions of C and Z.
+        Dimensions of C and Z. The paper uses 50 for both; Z defaults to 10 here. Z is
+        standardised per dimension, so dimensions that only encode noise weigh as much as the
+        rest in θ's neighbour search. On simulated CITE-seq with known truth (θ ranks vs truth,
+        Spearman ρ, seed 0/1) n_specific=10 gave 0.90/0.83 at 30,000 cells and 0.76 at 10,000,
+        against 0.51/0.65 and 0.41 with 50; at 4,000 cells 50 did better (0.82/0.62 vs
+        0.37/0.58). Compare on your data with :func:`indiseek.tl.compare_methods`
+        (``model_kwargs={"n_specific": ...}``).
     n_hidden, n_layers
         Width and number of linear layers of every MLP (paper: 50 and 5).
     temperature
@@ -105,7 +111,7 @@ class IndiSeek:
     >>> model.train(max_epochs=2, progress_bar=False)
     >>> model.write_obsm(mdata)
     >>> mdata.obsm["X_indiseek"].shape
-    (600, 200)
+    (600, 120)
     """
 
     def __init__(
@@ -116,7 +122,7 @@ class IndiSeek:
         ] = "indiseek",
         lam: float = 10.0,
         n_shared: int = 50,
-        n_specific: int = 50,
+        n_specific: int = 10,
         n_hidden: int = 50,
         n_layers: int = 5,
         *,
@@ -537,7 +543,7 @@ class IndiSeek:
         --------
         >>> reps = model.get_representations(mdata)  # doctest: +SKIP
         >>> reps["Z_rna"].shape  # doctest: +SKIP
-        (600, 50)
+        (600, 10)
         """
         self._require_trained()
         inputs = self._train_inputs if mdata is None else self._new_inputs(mdata)
