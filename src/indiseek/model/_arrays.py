@@ -61,6 +61,8 @@ class SpecificFit:
         Per-epoch training (and validation) losses.
     branch
         The torch module (encoder ``h``, decoder ``g``, CLUB critic ``q``).
+    validation
+        Loss terms on the held-out samples after training (when ``validation_size > 0``).
     """
 
     def __init__(
@@ -77,6 +79,7 @@ class SpecificFit:
         self.history = history
         self.n_x, self.n_c = n_x, n_c
         self.settings = settings
+        self.validation: dict[str, float] = {}
 
     def _check(self, x, name: str, dim: int) -> np.ndarray:
         arr = _as_2d(x, name)
