@@ -452,7 +452,6 @@ class IndiSeek:
             "time_clip_s": round(t1 - t0, 3),
             "time_specific_s": round(t2 - t1, 3),
         }
-        self._train_index = {"train": tr, "validation": va}
         self.is_trained = True
         logger.info("trained in %.1f s (step 1 %.1f s) on %s", t2 - t0, t1 - t0, device)
 

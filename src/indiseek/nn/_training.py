@@ -418,11 +418,21 @@ def evaluate_branches(
     for name, br in branches.items():
         br.eval()
         d = data[name]
-        t = branch_terms(
-            br, objective, d.x[idx], d.c_own[idx], d.c_club[idx], lam, d.x_sq, club_weight
-        )
+        z = br.encoder(d.x[idx])
         mu, logvar = br.q(d.c_club[idx])
-        t["q_loglik"] = gaussian_loglik(br.encoder(d.x[idx]), mu, logvar).mean()
+        t = branch_terms(
+            br,
+            objective,
+            d.x[idx],
+            d.c_own[idx],
+            d.c_club[idx],
+            lam,
+            d.x_sq,
+            club_weight,
+            z=z,
+            q_out=(mu, logvar),
+        )
+        t["q_loglik"] = gaussian_loglik(z, mu, logvar).mean()
         total = total + t["loss"]
         out.update({f"{name}_{k}": v for k, v in t.items()})
     out["loss"] = total
