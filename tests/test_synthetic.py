@@ -41,7 +41,14 @@ def test_library_sizes_vary_and_adt_has_background():
 
 
 @pytest.mark.parametrize(
-    "kw", [{"n_cells": 5}, {"n_types": 3, "n_lineages": 5}, {"separation": -1}]
+    "kw",
+    [
+        {"n_cells": 5},
+        {"n_types": 3, "n_lineages": 5},
+        {"separation": -1},
+        {"programmes": "lineage"},
+        {"min_shared": 1.5},
+    ],
 )
 def test_bad_arguments(kw):
     with pytest.raises(ValueError):
@@ -72,6 +79,42 @@ def test_truth_is_recoverable_and_rewards_disentanglement():
     print(f"rho true latents {rho_true:.3f}, rho PCA {rho_pca:.3f}")
     assert rho_true >= 0.8
     assert rho_pca < rho_true - 0.15
+
+
+def test_variants_keep_truth_and_change_structure():
+    kw = {"n_cells": 2000, "n_genes": 200, "n_proteins": 12, "n_types": 10, "seed": 2}
+    base = isk.datasets.synthetic_citeseq(**kw)
+    per_type = isk.datasets.synthetic_citeseq(programmes="per_type", **kw)
+    floor = isk.datasets.synthetic_citeseq(min_shared=0.5, **kw)
+    for m in (per_type, floor):
+        pd.testing.assert_frame_equal(m.uns["synthetic_truth"], base.uns["synthetic_truth"])
+    assert floor.uns["synthetic_params"]["min_shared"] == 0.5
+
+    def sibling_distance(m, key, lineage):
+        lab = m.obs["celltype.l2"].to_numpy()
+        means = pd.DataFrame(m.obsm[key]).groupby(lab, observed=True).mean()
+        names = [t for t in means.index if t.startswith(lineage + "-")]
+        return np.linalg.norm(means.loc[names[0]] - means.loc[names[1]])
+
+    # min_shared separates every pair of siblings on the shared factor as well
+    truth = base.uns["synthetic_truth"]
+    lin = truth.index[(truth["w_shared"] == 0)][0].split("-")[0]
+    assert sibling_distance(floor, "latent_shared", lin) > sibling_distance(
+        base, "latent_shared", lin
+    )
+    # recurring programmes: sibling b of lineages 4 and 5 share one RNA-specific direction;
+    # with per-type programmes they do not
+    a, b = "lineage4-b", "lineage5-b"
+    assert truth.loc[[a, b], "w_rna"].min() > 0.5
+
+    def cosine(m):
+        lab = m.obs["celltype.l2"].to_numpy()
+        means = pd.DataFrame(m.obsm["latent_rna_specific"]).groupby(lab).mean()
+        u, v = means.loc[a].to_numpy(), means.loc[b].to_numpy()
+        return float(u @ v / (np.linalg.norm(u) * np.linalg.norm(v)))
+
+    assert cosine(base) > 0.8
+    assert cosine(per_type) < cosine(base) - 0.3
 
 
 def test_truth_table_indexes_labels():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -72,18 +72,26 @@ def synthetic_citeseq(
     n_latent: int = 8,
     separation: float = 3.5,
     seed: int = 0,
+    *,
+    programmes: Literal["recurring", "per_type"] = "recurring",
+    min_shared: float = 0.0,
 ) -> MuData:
     """Simulate a CITE-seq experiment (raw RNA and ADT counts) with known ground truth.
 
     Generative model. Each cell belongs to a level-2 type ``t`` inside a level-1 lineage ``L``.
     Three latent factors are drawn per cell (each of dimension ``n_latent``):
 
-    - shared ``s = m_s[L] + w_s(t)·δ·u_s[t] + ε``  (seen by both modalities),
-    - RNA-specific ``r = m_r[L] + w_r(t)·δ·u_r[t] + ε``  (seen only by RNA),
-    - ADT-specific ``a = m_a[L] + w_a(t)·δ·u_a[t] + ε``  (seen only by ADT),
+    - shared ``s = m[L] + 2·w_s(t)·δ·u_s[t] + ε``  (seen by both modalities),
+    - RNA-specific ``r = w_r(t)·δ·u_r[t] + ε``  (seen only by RNA),
+    - ADT-specific ``a = w_a(t)·δ·u_a[t] + ε``  (seen only by ADT),
 
-    with ``ε ~ N(0, I)``, lineage centres ``m``, random unit directions ``u`` and
-    ``δ = separation``. The mixture ``(w_s, w_r, w_a)`` (on the simplex) says through which
+    with ``ε ~ N(0, I)``, lineage centres ``m`` (on the shared factor only), random unit
+    directions ``u`` and ``δ = separation``. With ``programmes="recurring"`` (default) the
+    ``j``-th type of every lineage moves along the same specific direction (states such as
+    activation or cycling that recur across lineages), so the specific factors are nearly
+    independent of the shared one. With ``programmes="per_type"`` every type has its own
+    direction, so a specific factor also tells which lineage a cell is in: a harder case for
+    any method that makes Z independent of C. The mixture ``(w_s, w_r, w_a)`` (on the simplex) says through which
     signal a type differs from its siblings: some types only through RNA-specific signal
     ``(0, 1, 0)``, some only through ADT-specific ``(0, 0, 1)``, some only through shared
     ``(1, 0, 0)``, the rest through graded mixtures.
@@ -118,6 +126,12 @@ def synthetic_citeseq(
         the signal that defines it.
     seed
         Random seed; the same seed gives the same data.
+    programmes
+        ``"recurring"`` or ``"per_type"`` specific directions (see above).
+    min_shared
+        Lower bound on every type's shared weight ``w_s`` (0–1). Above 0, every type also
+        differs from its siblings through shared signal, which per-modality PCA sees in both
+        modalities; ``rna_importance`` is unchanged.
 
     Returns
     -------
@@ -145,6 +159,10 @@ def synthetic_citeseq(
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
     if separation <= 0:
         raise ValueError(f"separation must be positive, got {separation!r}.")
+    if programmes not in ("recurring", "per_type"):
+        raise ValueError(f"programmes must be 'recurring' or 'per_type', got {programmes!r}.")
+    if not 0.0 <= min_shared <= 1.0:
+        raise ValueError(f"min_shared must be in [0, 1], got {min_shared!r}.")
 
     rng = np.random.default_rng(seed)
     design = _type_design(n_lineages, n_types, rng)
@@ -171,11 +189,15 @@ def synthetic_citeseq(
     sibling = design.groupby("celltype.l1").cumcount().to_numpy()
     for key in ("shared", "rna", "adt"):
         centres = lineage_scale[key] * unit(len(lineage_names))
+        weights = design[weight_col[key]].to_numpy()
         if key == "shared":
             directions = 2.0 * unit(n_types)
-        else:
+            weights = np.maximum(weights, min_shared)
+        elif programmes == "recurring":
             directions = unit(int(sibling.max()) + 1)[sibling]
-        offsets = separation * design[weight_col[key]].to_numpy()[:, None] * directions
+        else:
+            directions = unit(n_types)
+        offsets = separation * weights[:, None] * directions
         mean = centres[lin_idx] + offsets
         latent[key] = (mean[cell_type] + rng.normal(size=(n_cells, n_latent))).astype(np.float32)
 
@@ -238,5 +260,7 @@ def synthetic_citeseq(
         "n_latent": n_latent,
         "separation": float(separation),
         "seed": seed,
+        "programmes": programmes,
+        "min_shared": float(min_shared),
     }
     return mdata
