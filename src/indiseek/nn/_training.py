@@ -294,6 +294,31 @@ class BranchData:
     x_sq: float  # E‖X‖² over training cells: makes the reconstruction term scale-free
 
 
+def _terms_on(
+    branch: SpecificBranch,
+    d: BranchData,
+    idx: torch.Tensor,
+    objective: Objective,
+    lam: float,
+    club_weight: float,
+    z: torch.Tensor,
+    q_out: tuple[torch.Tensor, torch.Tensor] | None,
+) -> dict[str, torch.Tensor]:
+    """:func:`branch_terms` on the cells ``idx`` of one branch's data."""
+    return branch_terms(
+        branch,
+        objective,
+        d.x[idx],
+        d.c_own[idx],
+        d.c_club[idx],
+        lam,
+        d.x_sq,
+        club_weight=club_weight,
+        z=z,
+        q_out=q_out,
+    )
+
+
 def _q_step(branches, data, idx, opt_q, z_cache=None):
     """One maximum-likelihood step of every branch's q on detached z.
 
@@ -367,18 +392,15 @@ def fit_specific_branches(
                 total = 0.0
                 batch_terms = {}
                 for name, br in branches.items():
-                    d = data[name]
-                    t = branch_terms(
+                    t = _terms_on(
                         br,
+                        data[name],
+                        idx,
                         objective,
-                        d.x[idx],
-                        d.c_own[idx],
-                        d.c_club[idx],
                         lam,
-                        d.x_sq,
-                        club_weight=club_weight,
-                        z=z_cache[name],
-                        q_out=None if q_out is None else q_out[name],
+                        club_weight,
+                        z_cache[name],
+                        None if q_out is None else q_out[name],
                     )
                     total = total + t["loss"]
                     batch_terms.update({f"{name}_{k}": v for k, v in t.items()})
@@ -420,18 +442,7 @@ def evaluate_branches(
         d = data[name]
         z = br.encoder(d.x[idx])
         mu, logvar = br.q(d.c_club[idx])
-        t = branch_terms(
-            br,
-            objective,
-            d.x[idx],
-            d.c_own[idx],
-            d.c_club[idx],
-            lam,
-            d.x_sq,
-            club_weight,
-            z=z,
-            q_out=(mu, logvar),
-        )
+        t = _terms_on(br, d, idx, objective, lam, club_weight, z, (mu, logvar))
         t["q_loglik"] = gaussian_loglik(z, mu, logvar).mean()
         total = total + t["loss"]
         out.update({f"{name}_{k}": v for k, v in t.items()})
