@@ -40,8 +40,14 @@ def test_demo_small(tmp_path):
         "X_indiseek_Z_rna",
         "X_indiseek_Z_adt",
         "X_indiseek",
+        "X_indiseek_Z_rna_members",
     ):
         assert key in mdata.obsm
+    assert (
+        mdata.obsm["X_indiseek_Z_adt_members"].shape[1]
+        == 3 * mdata.obsm["X_indiseek_Z_adt"].shape[1]
+    )
+    assert mdata.uns["indiseek"]["theta"]["members"] == 3  # θ averages the default 3 members
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert {
         "theta_spearman",

@@ -16,7 +16,7 @@ KEYS = [
     "X_indiseek_Z_adt",
     "X_indiseek",
 ]
-SMALL = dict(n_shared=8, n_specific=6, n_hidden=32, n_layers=3)
+SMALL = dict(n_shared=8, n_specific=6, n_hidden=32, n_layers=3, n_members=1)
 
 
 @pytest.mark.parametrize(
@@ -177,9 +177,9 @@ def test_indiseek_removes_cross_modal_information():
     mdata = isk.datasets.synthetic_citeseq(n_cells=2000, seed=0)
     isk.pp.prepare(mdata, train_size=0.5, seed=0)
     isk.IndiSeek.setup_mudata(mdata)
-    ind = isk.IndiSeek(mdata, lam=10.0)
+    ind = isk.IndiSeek(mdata, lam=10.0, n_members=1)
     ind.train(progress_bar=False)
-    clip = isk.IndiSeek(mdata, objective="clip")
+    clip = isk.IndiSeek(mdata, objective="clip", n_members=1)
     clip.train(progress_bar=False, clip_from=ind)
     d_ind, d_clip = ind.disentanglement(), clip.disentanglement()
     print(d_ind, d_clip)
@@ -189,3 +189,61 @@ def test_indiseek_removes_cross_modal_information():
         assert d_ind.loc[mod, "r2_Z_to_C_other"] < d_clip.loc[mod, "r2_Z_to_C_other"] - 0.4
         assert d_ind.loc[mod, "rel_rec_error"] < 0.6
     assert d_ind.loc["adt", "rel_rec_error"] < 0.3
+
+
+def test_ensemble_members(small_mdata, tmp_path):
+    """Member 0 is the single model; θ averages over members; save/load keeps them all."""
+    n = small_mdata.n_obs
+    single = isk.IndiSeek(small_mdata, **SMALL)
+    single.train(max_epochs=2, progress_bar=False, seed=5)
+    ens = isk.IndiSeek(small_mdata, **{**SMALL, "n_members": 3})
+    ens.train(max_epochs=2, progress_bar=False, seed=5)
+    first, one = ens.get_representations(), single.get_representations()
+    for key in one:
+        np.testing.assert_array_equal(first[key], one[key])
+    every = ens.get_representations(members=True)
+    assert every["Z_rna"].shape == (n, 18) and every["C_adt"].shape == (n, 24)
+    np.testing.assert_array_equal(every["Z_adt"][:, :6], one["Z_adt"])
+    blocks = np.split(every["Z_rna"], 3, axis=1)
+    assert not np.allclose(blocks[1], blocks[2], atol=1e-3)
+    assert sorted(ens.history["member"].unique()) == [0, 1, 2]
+
+    ens.write_obsm(small_mdata)
+    assert small_mdata.obsm["X_indiseek_Z_rna"].shape == (n, 6)
+    assert small_mdata.obsm["X_indiseek_Z_adt_members"].shape == (n, 18)
+    isk.tl.theta_score(small_mdata, subset="test")
+    info = small_mdata.uns["indiseek"]["theta"]
+    assert info["members"] == 3 and info["rna_key"] == "X_indiseek_Z_rna_members"
+    test = (small_mdata.obs["indiseek_split"] == "test").to_numpy()
+    lab = small_mdata.obs["celltype.l2"].astype(object).to_numpy()[test]
+    per_member = [
+        isk.tl.theta_arrays(zr[test], za[test], lab)[0]
+        for zr, za in zip(
+            np.split(every["Z_rna"], 3, axis=1), np.split(every["Z_adt"], 3, axis=1), strict=True
+        )
+    ]
+    np.testing.assert_allclose(
+        small_mdata.obs["indiseek_theta"].to_numpy()[test], np.mean(per_member, axis=0)
+    )
+
+    ens.save(tmp_path / "ens")
+    loaded = isk.IndiSeek.load(tmp_path / "ens", small_mdata)
+    np.testing.assert_array_equal(loaded.get_representations(members=True)["Z_adt"], every["Z_adt"])
+    with pytest.raises(ValueError, match="n_members"):
+        isk.IndiSeek(small_mdata, **SMALL).train(max_epochs=1, progress_bar=False, clip_from=ens)
+    with pytest.raises(ValueError, match="member=5"):
+        isk.pl.training_curves(ens.history, member=5)
+
+    # A single model written afterwards: its Z alone is used, stale member keys are gone.
+    single.write_obsm(small_mdata)
+    assert "X_indiseek_Z_rna_members" not in small_mdata.obsm
+    isk.tl.theta_score(small_mdata, subset="test")
+    assert small_mdata.uns["indiseek"]["theta"]["members"] == 1
+
+
+def test_theta_members_must_split_evenly():
+    z = np.zeros((20, 7))
+    with pytest.raises(ValueError, match="members=2"):
+        isk.tl.theta_arrays(z, z, np.array(["a", "b"] * 10), members=2)
+    with pytest.raises(ValueError, match="members must be"):
+        isk.tl.theta_arrays(z, z, np.array(["a", "b"] * 10), members=0)

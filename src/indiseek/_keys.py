@@ -16,3 +16,8 @@ OBSM = {
     "Z_adt": "X_indiseek_Z_adt",
 }
 OBSM_ALL = "X_indiseek"
+# Every ensemble member's Z, concatenated (written when n_members > 1; θ averages over them).
+OBSM_MEMBERS = {
+    "Z_rna": "X_indiseek_Z_rna_members",
+    "Z_adt": "X_indiseek_Z_adt_members",
+}

@@ -107,7 +107,7 @@ def _demo(args: argparse.Namespace) -> int:
     mdata = datasets.synthetic_citeseq(n_cells=args.n_cells, seed=args.seed)
     pp.prepare(mdata, train_size=0.5, seed=args.seed)
     IndiSeek.setup_mudata(mdata)
-    model = IndiSeek(mdata, lam=args.lam)
+    model = IndiSeek(mdata, lam=args.lam, n_members=args.members)
     _say(args.quiet, f"Training {model} ...")
     model.train(
         max_epochs=args.epochs, seed=args.seed, accelerator=args.device, progress_bar=not args.quiet
@@ -162,7 +162,7 @@ def _fit(args: argparse.Namespace) -> int:
         n_pcs=args.n_pcs,
     )
     IndiSeek.setup_mudata(mdata, rna=args.rna, adt=args.adt)
-    model = IndiSeek(mdata, objective=args.objective, lam=args.lam)
+    model = IndiSeek(mdata, objective=args.objective, lam=args.lam, n_members=args.members)
     model.train(
         max_epochs=args.epochs, seed=args.seed, accelerator=args.device, progress_bar=not args.quiet
     )
@@ -216,6 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--epochs", type=int, default=None, help="training epochs per step (default: automatic)"
     )
     d.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    d.add_argument(
+        "--members",
+        type=int,
+        default=3,
+        help="models trained independently; θ averages over them (default 3; 1: single model)",
+    )
     d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     d.add_argument("--quiet", action="store_true", help="no progress output")
     d.set_defaults(func=_demo)
@@ -250,6 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--epochs", type=int, default=None, help="training epochs per step (default: automatic)"
     )
     f.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    f.add_argument(
+        "--members",
+        type=int,
+        default=3,
+        help="models trained independently; θ averages over them (default 3; 1: single model)",
+    )
     f.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     f.add_argument(
         "--label-key", default=None, help="cell-type column for θ and ARI/NMI (e.g. celltype.l2)"

@@ -351,13 +351,18 @@ def compare_methods(
     return _finish(fig, save)
 
 
-def training_curves(history: pd.DataFrame, *, save: str | os.PathLike | None = None) -> Figure:
+def training_curves(
+    history: pd.DataFrame, *, member: int = 0, save: str | os.PathLike | None = None
+) -> Figure:
     """Loss terms per epoch for step 1 (InfoNCE) and step 2 (CLUB, relative reconstruction error).
 
     Parameters
     ----------
     history
         ``model.history``.
+    member
+        Ensemble member to show (``model.history["member"]``; the models of an ensemble train
+        one after another on the same schedule).
     save
         Path to save the figure to.
 
@@ -371,6 +376,11 @@ def training_curves(history: pd.DataFrame, *, save: str | os.PathLike | None = N
     """
     import matplotlib.pyplot as plt
 
+    if "member" in history:
+        members = sorted(history["member"].unique())
+        if member not in members:
+            raise ValueError(f"member={member!r} is not in the history; it has {members}.")
+        history = history[history["member"] == member]
     h1 = history[history["step"] == "clip"]
     h2 = history[history["step"] == "specific"]
     panels = [("InfoNCE (step 1: shared features)", h1, ["train_infonce", "val_infonce"])]

@@ -123,7 +123,12 @@ def compare_methods(
         reps["all"] = concatenate_blocks(
             [reps[key] for key in ("C_rna", "C_adt", "Z_rna", "Z_adt")]
         )
-        theta, _, _ = theta_arrays(reps["Z_rna"][mask], reps["Z_adt"][mask], lab, k)
+        # θ averages over every ensemble member; clustering uses the first member's features.
+        members = model.n_members if model.branches else 1
+        every = model.get_representations(members=True) if members > 1 else reps
+        theta, _, _ = theta_arrays(
+            every["Z_rna"][mask], every["Z_adt"][mask], lab, k, members=members
+        )
         table = rank_table(lab, theta, weights=weights, reference=reference, min_cells=min_cells)
         row = {
             "objective": obj,

@@ -65,12 +65,49 @@ def theta_arrays(
     pseudocount: float | None = None,
     method: Literal["auto", "exact", "approx"] = "auto",
     seed: int = 0,
+    members: int = 1,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Array version of :func:`theta_score` for labelled cells: returns (θ, β_RNA, β_ADT)."""
+    """Array version of :func:`theta_score` for labelled cells: returns (θ, β_RNA, β_ADT).
+
+    With ``members > 1`` each embedding is the concatenation of that many equally wide blocks
+    (the members of an ensemble, :class:`indiseek.IndiSeek` ``n_members``): β and θ are
+    computed in every block separately and averaged.
+    """
+    if int(members) != members or members < 1:
+        raise ValueError(f"members must be a positive integer, got {members!r}.")
+    for name, z in (("Z_RNA", z_rna), ("Z_ADT", z_adt)):
+        if z.shape[1] % members:
+            raise ValueError(
+                f"{name} has {z.shape[1]} columns, which do not split into members={members} "
+                "equally wide blocks."
+            )
     eps = 1.0 / (2 * k) if pseudocount is None else float(pseudocount)
-    beta_rna = label_purity(z_rna, labels, k, method, seed)
-    beta_adt = label_purity(z_adt, labels, k, method, seed)
-    return np.log((beta_rna + eps) / (beta_adt + eps)), beta_rna, beta_adt
+    thetas, betas_rna, betas_adt = [], [], []
+    for zr, za in zip(
+        np.split(np.asarray(z_rna), members, axis=1),
+        np.split(np.asarray(z_adt), members, axis=1),
+        strict=True,
+    ):
+        beta_rna = label_purity(zr, labels, k, method, seed)
+        beta_adt = label_purity(za, labels, k, method, seed)
+        thetas.append(np.log((beta_rna + eps) / (beta_adt + eps)))
+        betas_rna.append(beta_rna)
+        betas_adt.append(beta_adt)
+    return np.mean(thetas, axis=0), np.mean(betas_rna, axis=0), np.mean(betas_adt, axis=0)
+
+
+def _ensemble_inputs(mdata: MuData, rna_key: str, adt_key: str) -> tuple[str, str, int]:
+    """Keys and member count for θ: the ensemble's Z when ``write_obsm`` recorded one."""
+    if (rna_key, adt_key) != (K.OBSM["Z_rna"], K.OBSM["Z_adt"]):
+        return rna_key, adt_key, 1
+    n = int(mdata.uns.get(K.UNS, {}).get("model", {}).get("n_members", 1))
+    keys = K.OBSM_MEMBERS["Z_rna"], K.OBSM_MEMBERS["Z_adt"]
+    if n > 1 and all(key in mdata.obsm for key in keys):
+        widths = [mdata.obsm[key].shape[1] for key in keys]
+        base = [mdata.obsm[key].shape[1] for key in (rna_key, adt_key)]
+        if widths == [n * w for w in base]:
+            return keys[0], keys[1], n
+    return rna_key, adt_key, 1
 
 
 def _subset_mask(mdata: MuData, subset, split_key: str) -> np.ndarray:
@@ -108,6 +145,7 @@ def theta_score(
     method: Literal["auto", "exact", "approx"] = "auto",
     key_added: str = K.THETA,
     seed: int = 0,
+    members: int | Literal["auto"] = "auto",
 ) -> None:
     """Per-cell θ = log(β_RNA / β_ADT) from modality-specific embeddings.
 
@@ -149,6 +187,11 @@ def theta_score(
         ``mdata.obs`` column for θ; β go to ``indiseek_beta_rna`` / ``indiseek_beta_adt``.
     seed
         Seed of the approximate search.
+    members
+        Number of ensemble members whose Z are concatenated in the embeddings: θ and β are
+        computed per member and averaged. ``"auto"``: with the default keys and a model
+        trained with ``n_members > 1``, every member's Z (``X_indiseek_Z_rna_members``,
+        ``X_indiseek_Z_adt_members``, written by :meth:`IndiSeek.write_obsm`); otherwise 1.
 
     Returns
     -------
@@ -162,6 +205,8 @@ def theta_score(
     """
     if int(k) != k or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}.")
+    if members == "auto":
+        rna_key, adt_key, members = _ensemble_inputs(mdata, rna_key, adt_key)
     z_rna = get_obsm(mdata, rna_key)
     z_adt = get_obsm(mdata, adt_key)
     labels = find_labels(mdata, label_key)
@@ -178,7 +223,9 @@ def theta_score(
     if eps <= 0:
         raise ValueError(f"pseudocount must be > 0, got {pseudocount!r}.")
     lab = labels.to_numpy()[mask]
-    theta, beta_rna, beta_adt = theta_arrays(z_rna[mask], z_adt[mask], lab, k, eps, method, seed)
+    theta, beta_rna, beta_adt = theta_arrays(
+        z_rna[mask], z_adt[mask], lab, k, eps, method, seed, members=members
+    )
     for key, values in ((key_added, theta), (K.BETA_RNA, beta_rna), (K.BETA_ADT, beta_adt)):
         full = np.full(mdata.n_obs, np.nan)
         full[mask] = values
@@ -191,4 +238,5 @@ def theta_score(
         "adt_key": adt_key,
         "n_cells": n,
         "key_added": key_added,
+        "members": int(members),
     }
