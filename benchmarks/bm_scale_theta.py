@@ -7,7 +7,7 @@ true latent factors.
 Usage::
 
     python benchmarks/bm_scale_theta.py --n-cells 30000 --seeds 0,1,2 \\
-        --programmes per_type --min-shared 0 --objectives indiseek,infodisen
+        --programmes per_type --min-shared 0 --objectives indiseek,infodisen --members 3
 """
 
 import argparse
@@ -28,6 +28,9 @@ def main() -> None:
     ap.add_argument("--min-shared", type=float, default=0.0)
     ap.add_argument("--objectives", default="indiseek,factorized_cl,infodisen,indiseek0,clip")
     ap.add_argument("--lam", type=float, default=10.0)
+    ap.add_argument(
+        "--members", type=int, default=3, help="n_members of every model (1: single runs)"
+    )
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
 
@@ -60,6 +63,7 @@ def main() -> None:
         seeds=seeds,
         reference=truth,
         progress_bar=False,
+        model_kwargs={"n_members": args.members},
     )
     print(df.round(3).to_string(), flush=True)
     summary = df.groupby("objective")["spearman"].agg(["mean", "std", "min", "max"])
