@@ -247,3 +247,17 @@ def test_theta_members_must_split_evenly():
         isk.tl.theta_arrays(z, z, np.array(["a", "b"] * 10), members=2)
     with pytest.raises(ValueError, match="members must be"):
         isk.tl.theta_arrays(z, z, np.array(["a", "b"] * 10), members=0)
+
+
+def test_members_in_worker_processes_match_sequential(small_mdata):
+    """Members trained in spawned workers give exactly what training in this process gives."""
+    reps = []
+    for n_jobs in (1, 2):
+        model = isk.IndiSeek(small_mdata, **{**SMALL, "n_members": 3})
+        model.train(max_epochs=2, progress_bar=False, seed=4, n_jobs=n_jobs)
+        assert model.train_params["n_jobs"] == n_jobs
+        reps.append(model.get_representations(members=True))
+    for key in reps[0]:
+        np.testing.assert_array_equal(reps[0][key], reps[1][key])
+    with pytest.raises(ValueError, match="n_jobs"):
+        isk.IndiSeek(small_mdata, **SMALL).train(max_epochs=1, progress_bar=False, n_jobs=0)

@@ -34,6 +34,15 @@ def _say(quiet: bool, msg: str) -> None:
         print(msg, flush=True)
 
 
+def _jobs(args: argparse.Namespace) -> int:
+    """Worker processes for the ensemble: the console script is import-safe for ``spawn``."""
+    from .nn._members import available_cores
+
+    if args.jobs is not None:
+        return args.jobs
+    return max(1, min(args.members, available_cores()))
+
+
 def _analyse(
     mdata,
     model,
@@ -110,7 +119,11 @@ def _demo(args: argparse.Namespace) -> int:
     model = IndiSeek(mdata, lam=args.lam, n_members=args.members)
     _say(args.quiet, f"Training {model} ...")
     model.train(
-        max_epochs=args.epochs, seed=args.seed, accelerator=args.device, progress_bar=not args.quiet
+        max_epochs=args.epochs,
+        seed=args.seed,
+        accelerator=args.device,
+        progress_bar=not args.quiet,
+        n_jobs=_jobs(args),
     )
     model.write_obsm(mdata)
     truth = mdata.uns["synthetic_truth"]["rna_importance"]
@@ -164,7 +177,11 @@ def _fit(args: argparse.Namespace) -> int:
     IndiSeek.setup_mudata(mdata, rna=args.rna, adt=args.adt)
     model = IndiSeek(mdata, objective=args.objective, lam=args.lam, n_members=args.members)
     model.train(
-        max_epochs=args.epochs, seed=args.seed, accelerator=args.device, progress_bar=not args.quiet
+        max_epochs=args.epochs,
+        seed=args.seed,
+        accelerator=args.device,
+        progress_bar=not args.quiet,
+        n_jobs=_jobs(args),
     )
     model.write_obsm(mdata)
     weight_key = None
@@ -222,6 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=3,
         help="models trained independently; θ averages over them (default 3; 1: single model)",
     )
+    d.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="members trained at once in worker processes on a CPU (default: members or cores)",
+    )
     d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     d.add_argument("--quiet", action="store_true", help="no progress output")
     d.set_defaults(func=_demo)
@@ -261,6 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=3,
         help="models trained independently; θ averages over them (default 3; 1: single model)",
+    )
+    f.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="members trained at once in worker processes on a CPU (default: members or cores)",
     )
     f.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     f.add_argument(

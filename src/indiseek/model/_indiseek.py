@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -21,12 +22,11 @@ from ..nn import (
     ClipModule,
     SpecificBranch,
     TrainConfig,
-    fit_clip,
-    fit_specific_branches,
     get_objective,
     resolve_device,
 )
-from ..nn._training import BranchData, cpu_threads, default_epochs, to_tensor
+from ..nn._members import MemberJob, available_cores, run_members, spawn_is_safe
+from ..nn._training import default_epochs, to_tensor
 from ._arrays import encode_chunks, split_validation
 
 if TYPE_CHECKING:
@@ -60,6 +60,31 @@ def _setup(mdata: MuData) -> dict[str, Any]:
             "isk.IndiSeek.setup_mudata(mdata, rna=..., adt=...) first."
         )
     return dict(uns["setup"])
+
+
+@contextlib.contextmanager
+def _progress_members(n_members: int, workers: int, enabled: bool):
+    """Callback for finished members: a bar over members when they train in workers."""
+    if n_members == 1:
+        yield None
+        return
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        total=n_members,
+        desc=f"ensemble ({workers} worker{'s' if workers > 1 else ''})",
+        unit="member",
+        disable=not enabled or workers == 1,
+    )
+
+    def done(j: int) -> None:
+        logger.info("member %d of %d trained", j + 1, n_members)
+        bar.update()
+
+    try:
+        yield done
+    finally:
+        bar.close()
 
 
 def member_seed(seed: int, member: int) -> int:
@@ -348,6 +373,7 @@ class IndiSeek:
         clip_patience: int = 10,
         weight_decay: float = 0.0,
         n_threads: int | None = 1,
+        n_jobs: int | None = None,
         progress_bar: bool = True,
         clip_from: IndiSeek | None = None,
     ) -> None:
@@ -388,6 +414,15 @@ class IndiSeek:
         n_threads
             torch CPU threads during training on the CPU (1 is fastest for small networks;
             ``None`` leaves torch's setting).
+        n_jobs
+            Ensemble members trained at once, each in its own worker process (CPU only; GPU
+            training is sequential). ``None``: as many as there are members and cores when
+            each member runs at least 1,000 updates (below that, starting workers costs more
+            than it saves) and when called from Jupyter/IPython or ``python -m``; from a plain
+            script, workers (started with ``spawn``) would re-run the script, so members then
+            train one after another unless you pass ``n_jobs`` and keep the script's work under
+            ``if __name__ == "__main__":``. 1: always in this process. Results are identical
+            either way.
         progress_bar
             Show progress bars (silence with ``False``).
         clip_from
@@ -424,39 +459,65 @@ class IndiSeek:
         device = resolve_device(accelerator)
         if clip_from is not None:
             self._check_clip_source(clip_from)
-        train_cells = self._train_cells
-        cells = np.flatnonzero(train_cells)
+        if n_jobs is not None and (int(n_jobs) != n_jobs or n_jobs < 1):
+            raise ValueError(f"n_jobs must be a positive integer or None, got {n_jobs!r}.")
+        cells = np.flatnonzero(self._train_cells)
         self._build(seed)
         self._modules().to(device)
         self.device = device
         x = {m: to_tensor(v, device) for m, v in self._train_inputs.items()}
-        self.x_sq = {}
-        histories = []
-        t0 = time.perf_counter()
-        time_clip = 0.0
+        jobs = []
         for j in range(self.n_members):
             # Each member has its own seed (initialisation, validation split, batch order);
             # member 0 is the single model trained with ``seed``.
             seed_j = member_seed(seed, j)
             tr_local, va_local = split_validation(len(cells), validation_size, seed_j)
             tr, va = cells[tr_local], cells[va_local]
+            if j == 0:  # the scale of the reconstruction term, shared by all members
+                idx = torch.as_tensor(tr, device=device)
+                self.x_sq = {m: float((x[m][idx] ** 2).sum(1).mean()) for m in MODALITIES}
             epochs = int(max_epochs or default_epochs(len(tr), batch_size))
             epochs1 = int(clip_epochs or epochs)
-            cfg_j = dataclasses.replace(cfg, seed=seed_j)
-            if self.n_members > 1:
-                logger.info("training member %d of %d (seed %d)", j + 1, self.n_members, seed_j)
-            tr_t = torch.as_tensor(tr, device=device)
-            va_t = torch.as_tensor(va, device=device) if len(va) > 1 else None
-            t_start = time.perf_counter()
-            with cpu_threads(device, cfg.cpu_threads):
-                if clip_from is None:
-                    hist1 = fit_clip(self.clips[j], x["rna"], x["adt"], tr_t, va_t, cfg_j, epochs1)
-                else:
-                    hist1 = self._copy_clip(clip_from, j)
-                time_clip += time.perf_counter() - t_start
-                hist2 = pd.DataFrame()
-                if self.objective.has_specific:
-                    hist2 = self._fit_member(j, x, tr_t, va_t, cfg_j, epochs)
+            clip_state, clip_hist = None, pd.DataFrame()
+            if clip_from is not None:
+                clip_state = clip_from.clips[j].state_dict()
+                clip_hist = clip_from._clip_history(j)
+            jobs.append(
+                MemberJob(
+                    clip=self.clips[j],
+                    branches={m: self.branches[member_key(m, j)] for m in MODALITIES}
+                    if self.branches
+                    else {},
+                    x=x,
+                    train_idx=tr,
+                    val_idx=va,
+                    cfg=dataclasses.replace(cfg, seed=seed_j),
+                    epochs=epochs,
+                    clip_epochs=epochs1,
+                    objective=self.objective.name,
+                    lam=self.params["lam"],
+                    club_weight=self.params.get("club_weight", 1.0),
+                    x_sq=self.x_sq,
+                    clip_state=clip_state,
+                    clip_history=clip_hist,
+                )
+            )
+        workers = self._n_workers(n_jobs, device, len(jobs[0].train_idx), epochs, batch_size)
+        if workers > 1:
+            for job in jobs:
+                job.cfg = dataclasses.replace(job.cfg, progress_bar=False)
+        t0 = time.perf_counter()
+        with _progress_members(self.n_members, workers, progress_bar) as on_done:
+            results = run_members(jobs, workers, on_done)
+        t2 = time.perf_counter()
+        histories = []
+        for j, res in enumerate(results):
+            self.clips[j].load_state_dict(res.clip_state)
+            self.clips[j].eval()
+            for m, state in res.branch_states.items():
+                self.branches[member_key(m, j)].load_state_dict(state)
+                self.branches[member_key(m, j)].eval()
+            hist1, hist2 = res.clip_history, res.specific_history
             hist1.insert(0, "step", "clip")
             if len(hist2):
                 hist2.insert(0, "step", "specific")
@@ -464,9 +525,9 @@ class IndiSeek:
                 if len(h):
                     h.insert(1, "member", j)
             histories += [hist1, hist2]
-        t2 = time.perf_counter()
         self.history = pd.concat(histories, ignore_index=True)
         n_clip = int((self.history["step"] == "clip").sum())
+        time_clip = sum(r.time_clip_s for r in results)
         self.train_params = {
             "max_epochs": epochs,
             "clip_epochs": epochs1,
@@ -483,40 +544,42 @@ class IndiSeek:
             "n_train": len(tr),
             "n_validation": len(va),
             "device": str(device),
+            "n_jobs": workers,
             "time_clip_s": round(time_clip, 3),
-            "time_specific_s": round(t2 - t0 - time_clip, 3),
+            "time_specific_s": round(sum(r.time_specific_s for r in results), 3),
+            "time_wall_s": round(t2 - t0, 3),
         }
         self.is_trained = True
-        logger.info("trained in %.1f s (step 1 %.1f s) on %s", t2 - t0, time_clip, device)
+        logger.info("trained in %.1f s on %s (%d worker(s))", t2 - t0, device, workers)
 
-    def _fit_member(self, j, x, tr_t, va_t, cfg, epochs) -> pd.DataFrame:
-        """Step 2 for member ``j``, with C from its own step-1 encoders fixed."""
-        with torch.no_grad():
-            c = dict(zip(MODALITIES, self.clips[j](x["rna"], x["adt"]), strict=True))
-        if not self.x_sq:
-            self.x_sq = {m: float((x[m][tr_t] ** 2).sum(1).mean()) for m in MODALITIES}
-        other = {"rna": "adt", "adt": "rna"}
-        data = {
-            m: BranchData(
-                x=x[m],
-                c_own=c[m],
-                c_club=c[other[m]] if self.objective.club_on_cross else c[m],
-                x_sq=self.x_sq[m],
+    def _n_workers(
+        self, n_jobs: int | None, device: torch.device, n_train: int, epochs: int, batch_size: int
+    ) -> int:
+        if device.type != "cpu" or self.n_members == 1:
+            return 1
+        if n_jobs is not None:
+            return min(int(n_jobs), self.n_members)
+        updates = epochs * max(n_train // batch_size, 1)
+        if updates < 1000:
+            return 1
+        if not spawn_is_safe():
+            logger.info(
+                "members train one after another: worker processes would re-run this script; "
+                "pass n_jobs (with the script's work under `if __name__ == '__main__':`)"
             )
-            for m in MODALITIES
-        }
-        branches = {m: self.branches[member_key(m, j)] for m in MODALITIES}
-        return fit_specific_branches(
-            branches,
-            data,
-            self.objective,
-            self.params["lam"],
-            tr_t,
-            va_t,
-            cfg,
-            epochs,
-            club_weight=self.params.get("club_weight", 1.0),
-        )
+            return 1
+        return max(1, min(self.n_members, available_cores()))
+
+    def _clip_history(self, member: int) -> pd.DataFrame:
+        """Member ``member``'s step-1 history, without the step and member columns."""
+        hist = self.history
+        if hist is None:
+            return pd.DataFrame()
+        keep = hist["step"] == "clip"
+        if "member" in hist:
+            keep &= hist["member"] == member
+        hist = hist[keep].drop(columns=[c for c in ("step", "member") if c in hist])
+        return hist.dropna(axis=1, how="all").reset_index(drop=True)
 
     def _check_clip_source(self, other: IndiSeek) -> None:
         if not other.is_trained:
@@ -529,19 +592,6 @@ class IndiSeek:
                 "clip_from was built with other inputs or sizes: features "
                 f"{other.n_features} vs {self.n_features}, {list(keys)} {theirs} vs {mine}."
             )
-
-    def _copy_clip(self, other: IndiSeek, member: int) -> pd.DataFrame:
-        """Member ``member``'s step-1 encoders and history, copied from ``other``."""
-        self.clips[member].load_state_dict(other.clips[member].state_dict())
-        self.clips[member].eval()
-        hist = other.history
-        if hist is None:
-            return pd.DataFrame()
-        keep = hist["step"] == "clip"
-        if "member" in hist:
-            keep &= hist["member"] == member
-        hist = hist[keep].drop(columns=[c for c in ("step", "member") if c in hist])
-        return hist.dropna(axis=1, how="all").reset_index(drop=True)
 
     # The MuData is not kept on the model (it may be large and is the user's); what training
     # needs is captured at construction.
