@@ -144,7 +144,8 @@ class IndiSeek:
         average is steadier and better: on 30,000 simulated cells (27 types, θ ranks vs
         truth, five simulator draws) three members gave 0.893 / 0.755 / 0.776 / 0.777 / 0.415
         where the members alone averaged 0.845 / 0.645 / 0.719 / 0.708 / 0.351 (see the
-        method page). Training time grows in proportion. ``get_representations``, ``write_obsm``'s contract keys and
+        method page). Compute grows in proportion; on a CPU the members train in parallel
+        worker processes (see ``train(n_jobs=...)``). ``get_representations``, ``write_obsm``'s contract keys and
         the clustering read-outs use the first member (which is exactly the single model
         with the same ``seed``); ``n_members=1`` is the paper's single model.
 
