@@ -145,9 +145,9 @@ class IndiSeek:
         truth, five simulator draws) three members gave 0.893 / 0.755 / 0.776 / 0.777 / 0.415
         where the members alone averaged 0.845 / 0.645 / 0.719 / 0.708 / 0.351 (see the
         method page). Compute grows in proportion; on a CPU the members train in parallel
-        worker processes (see ``train(n_jobs=...)``). ``get_representations``, ``write_obsm``'s contract keys and
-        the clustering read-outs use the first member (which is exactly the single model
-        with the same ``seed``); ``n_members=1`` is the paper's single model.
+        worker processes (see ``train(n_jobs=...)``). ``get_representations``, the contract
+        keys of ``write_obsm`` and the clustering read-outs use the first member (exactly the
+        single model with the same ``seed``); ``n_members=1`` is the paper's single model.
 
     Examples
     --------
@@ -307,7 +307,7 @@ class IndiSeek:
 
     @property
     def n_members(self) -> int:
-        """Independently trained models in the ensemble (their C and Z are concatenated)."""
+        """Independently trained models in the ensemble (θ averages over them)."""
         return int(self.params.get("n_members", 1))
 
     @property
