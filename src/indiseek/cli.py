@@ -209,6 +209,21 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_ensemble_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--members",
+        type=int,
+        default=3,
+        help="models trained independently; θ averages over them (default 3; 1: single model)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="members trained at once in worker processes on a CPU (default: members or cores)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``indiseek`` argument parser."""
     p = argparse.ArgumentParser(
@@ -233,18 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--epochs", type=int, default=None, help="training epochs per step (default: automatic)"
     )
     d.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    d.add_argument(
-        "--members",
-        type=int,
-        default=3,
-        help="models trained independently; θ averages over them (default 3; 1: single model)",
-    )
-    d.add_argument(
-        "--jobs",
-        type=int,
-        default=None,
-        help="members trained at once in worker processes on a CPU (default: members or cores)",
-    )
+    _add_ensemble_args(d)
     d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     d.add_argument("--quiet", action="store_true", help="no progress output")
     d.set_defaults(func=_demo)
@@ -279,18 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--epochs", type=int, default=None, help="training epochs per step (default: automatic)"
     )
     f.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    f.add_argument(
-        "--members",
-        type=int,
-        default=3,
-        help="models trained independently; θ averages over them (default 3; 1: single model)",
-    )
-    f.add_argument(
-        "--jobs",
-        type=int,
-        default=None,
-        help="members trained at once in worker processes on a CPU (default: members or cores)",
-    )
+    _add_ensemble_args(f)
     f.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     f.add_argument(
         "--label-key", default=None, help="cell-type column for θ and ARI/NMI (e.g. celltype.l2)"

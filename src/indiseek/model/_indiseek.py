@@ -25,7 +25,7 @@ from ..nn import (
     get_objective,
     resolve_device,
 )
-from ..nn._members import MemberJob, available_cores, run_members, spawn_is_safe
+from ..nn._members import MODALITIES, MemberJob, available_cores, run_members, spawn_is_safe
 from ..nn._training import default_epochs, to_tensor
 from ._arrays import encode_chunks, split_validation
 
@@ -37,7 +37,6 @@ logger = logging.getLogger(__name__)
 MODEL_FILE = "model.pt"
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.csv"
-MODALITIES = ("rna", "adt")
 
 
 def _versions() -> dict[str, str]:
@@ -694,6 +693,10 @@ class IndiSeek:
                 out[f"Z_{m}"] = out[f"C_{m}"].copy()
         return out
 
+    def first_member(self, every: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The first member's columns of ``get_representations(members=True)``."""
+        return {k: np.split(v, self.n_members, axis=1)[0] for k, v in every.items()}
+
     def write_obsm(self, mdata: MuData) -> None:
         """Write the representations into ``mdata.obsm``.
 
@@ -710,12 +713,12 @@ class IndiSeek:
         --------
         >>> model.write_obsm(mdata)  # doctest: +SKIP
         """
-        reps = self.get_representations(mdata)
+        every = self.get_representations(mdata, members=True)
+        reps = self.first_member(every)
         for k, key in K.OBSM.items():
             mdata.obsm[key] = reps[k]
         mdata.obsm[K.OBSM_ALL] = concatenate_blocks([reps[k] for k in K.OBSM])
         if self.n_members > 1 and self.branches:
-            every = self.get_representations(mdata, members=True)
             for k, key in K.OBSM_MEMBERS.items():
                 mdata.obsm[key] = every[k]
         else:  # members of an earlier model would no longer match the Z keys

@@ -119,16 +119,16 @@ def compare_methods(
         elapsed = time.perf_counter() - t0
         if reuse_clip and seed not in clip_models:
             clip_models[seed] = model
-        reps = model.get_representations()
+        every = model.get_representations(members=True)
+        reps = model.first_member(every)
         reps["all"] = concatenate_blocks(
             [reps[key] for key in ("C_rna", "C_adt", "Z_rna", "Z_adt")]
         )
-        # θ averages over every ensemble member; clustering uses the first member's features.
+        # θ averages over every ensemble member (the clip objective has no Z: its first
+        # member's C, as before); clustering uses the first member's features.
         members = model.n_members if model.branches else 1
-        every = model.get_representations(members=True) if members > 1 else reps
-        theta, _, _ = theta_arrays(
-            every["Z_rna"][mask], every["Z_adt"][mask], lab, k, members=members
-        )
+        z = every if members > 1 else reps
+        theta, _, _ = theta_arrays(z["Z_rna"][mask], z["Z_adt"][mask], lab, k, members=members)
         table = rank_table(lab, theta, weights=weights, reference=reference, min_cells=min_cells)
         row = {
             "objective": obj,
