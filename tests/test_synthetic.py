@@ -48,6 +48,7 @@ def test_library_sizes_vary_and_adt_has_background():
         {"separation": -1},
         {"programmes": "lineage"},
         {"min_shared": 1.5},
+        {"shared_noise": 0},
     ],
 )
 def test_bad_arguments(kw):
@@ -115,6 +116,24 @@ def test_variants_keep_truth_and_change_structure():
 
     assert cosine(base) > 0.8
     assert cosine(per_type) < cosine(base) - 0.3
+
+
+def test_shared_noise_spreads_types_on_the_shared_factor_only():
+    kw = {"n_cells": 2000, "n_genes": 200, "n_proteins": 12, "n_types": 10, "seed": 3}
+    base = isk.datasets.synthetic_citeseq(**kw)
+    spread = isk.datasets.synthetic_citeseq(shared_noise=2.5, **kw)
+    pd.testing.assert_frame_equal(spread.uns["synthetic_truth"], base.uns["synthetic_truth"])
+    assert spread.uns["synthetic_params"]["shared_noise"] == 2.5
+    lab = base.obs["celltype.l2"].to_numpy()
+
+    def within_sd(m, key):
+        x = pd.DataFrame(m.obsm[key])
+        return float((x - x.groupby(lab).transform("mean")).to_numpy().std())
+
+    assert within_sd(spread, "latent_shared") == pytest.approx(2.5, rel=0.05)
+    assert within_sd(base, "latent_shared") == pytest.approx(1.0, rel=0.05)
+    for key in ("latent_rna_specific", "latent_adt_specific"):
+        assert within_sd(spread, key) == pytest.approx(within_sd(base, key), rel=0.05)
 
 
 def test_truth_table_indexes_labels():

@@ -75,17 +75,18 @@ def synthetic_citeseq(
     *,
     programmes: Literal["recurring", "per_type"] = "recurring",
     min_shared: float = 0.0,
+    shared_noise: float = 1.0,
 ) -> MuData:
     """Simulate a CITE-seq experiment (raw RNA and ADT counts) with known ground truth.
 
     Generative model. Each cell belongs to a level-2 type ``t`` inside a level-1 lineage ``L``.
     Three latent factors are drawn per cell (each of dimension ``n_latent``):
 
-    - shared ``s = m[L] + 2·w_s(t)·δ·u_s[t] + ε``  (seen by both modalities),
+    - shared ``s = m[L] + 2·w_s(t)·δ·u_s[t] + σ_s·ε``  (seen by both modalities),
     - RNA-specific ``r = w_r(t)·δ·u_r[t] + ε``  (seen only by RNA),
     - ADT-specific ``a = w_a(t)·δ·u_a[t] + ε``  (seen only by ADT),
 
-    with ``ε ~ N(0, I)``, lineage centres ``m`` (on the shared factor only), random unit
+    with ``ε ~ N(0, I)``, ``σ_s = shared_noise``, lineage centres ``m`` (on the shared factor only), random unit
     directions ``u`` and ``δ = separation``. With ``programmes="recurring"`` (default) the
     ``j``-th type of every lineage moves along the same specific direction (states such as
     activation or cycling that recur across lineages), so the specific factors are nearly
@@ -132,6 +133,11 @@ def synthetic_citeseq(
         Lower bound on every type's shared weight ``w_s`` (0–1). Above 0, every type also
         differs from its siblings through shared signal, which per-modality PCA sees in both
         modalities; ``rna_importance`` is unchanged.
+    shared_noise
+        Standard deviation ``σ_s`` of the shared factor within a type (1 = as the specific
+        factors). Above 1, cells of a type spread along shared signal that both modalities
+        see (think of a continuous shared state), which crowds the type's neighbours in
+        per-modality PCA but not in Z.
 
     Returns
     -------
@@ -163,6 +169,8 @@ def synthetic_citeseq(
         raise ValueError(f"programmes must be 'recurring' or 'per_type', got {programmes!r}.")
     if not 0.0 <= min_shared <= 1.0:
         raise ValueError(f"min_shared must be in [0, 1], got {min_shared!r}.")
+    if not shared_noise > 0:
+        raise ValueError(f"shared_noise must be positive, got {shared_noise!r}.")
 
     rng = np.random.default_rng(seed)
     design = _type_design(n_lineages, n_types, rng)
@@ -199,7 +207,9 @@ def synthetic_citeseq(
             directions = unit(n_types)
         offsets = separation * weights[:, None] * directions
         mean = centres[lin_idx] + offsets
-        latent[key] = (mean[cell_type] + rng.normal(size=(n_cells, n_latent))).astype(np.float32)
+        noise_sd = shared_noise if key == "shared" else 1.0
+        noise = noise_sd * rng.normal(size=(n_cells, n_latent))
+        latent[key] = (mean[cell_type] + noise).astype(np.float32)
 
     # RNA: sparse loadings so that each factor drives its own gene programme.
     base_g = rng.normal(-1.0, 1.5, size=n_genes)
@@ -262,5 +272,6 @@ def synthetic_citeseq(
         "seed": seed,
         "programmes": programmes,
         "min_shared": float(min_shared),
+        "shared_noise": float(shared_noise),
     }
     return mdata
