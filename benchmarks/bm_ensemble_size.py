@@ -18,39 +18,25 @@ import json
 import time
 
 import numpy as np
+from _simulation import add_simulation_args, simulate, theta_rho
 
 import indiseek as isk
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n-cells", type=int, default=30_000)
+    add_simulation_args(ap)
     ap.add_argument("--seeds", default="0,1,2,3,4", help="training seeds, comma-separated")
-    ap.add_argument("--data-seed", type=int, default=0)
-    ap.add_argument("--programmes", default="recurring", choices=["recurring", "per_type"])
-    ap.add_argument("--min-shared", type=float, default=0.0)
     ap.add_argument("--lam", type=float, default=10.0)
     ap.add_argument("--max-epochs", type=int, default=None, help="default: about 4,000 updates")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
 
     t0 = time.perf_counter()
-    mdata = isk.datasets.synthetic_citeseq(
-        n_cells=args.n_cells,
-        n_types=27,
-        n_lineages=5,
-        seed=args.data_seed,
-        programmes=args.programmes,
-        min_shared=args.min_shared,
-    )
-    truth = mdata.uns["synthetic_truth"]["rna_importance"]
-    isk.pp.prepare(mdata, train_size=0.5, seed=0)
-    test = (mdata.obs["indiseek_split"] == "test").to_numpy()
-    lab = mdata.obs["celltype.l2"].astype(object).to_numpy()[test]
+    mdata, test, lab, truth = simulate(args)
 
     def rho(z_rna: np.ndarray, z_adt: np.ndarray, members: int = 1) -> float:
-        theta = isk.tl.theta_arrays(z_rna, z_adt, lab, members=members)[0]
-        return float(isk.tl.rank_table(lab, theta, reference=truth).attrs["spearman"])
+        return theta_rho(z_rna, z_adt, lab, truth, members)
 
     out = {
         "args": vars(args),

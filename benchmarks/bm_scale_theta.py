@@ -15,17 +15,15 @@ import json
 import time
 
 import numpy as np
+from _simulation import add_simulation_args, simulate, theta_rho
 
 import indiseek as isk
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n-cells", type=int, default=30_000)
+    add_simulation_args(ap)
     ap.add_argument("--seeds", default="0", help="training seeds, comma-separated")
-    ap.add_argument("--data-seed", type=int, default=0)
-    ap.add_argument("--programmes", default="recurring", choices=["recurring", "per_type"])
-    ap.add_argument("--min-shared", type=float, default=0.0)
     ap.add_argument("--objectives", default="indiseek,factorized_cl,infodisen,indiseek0,clip")
     ap.add_argument("--lam", type=float, default=10.0)
     ap.add_argument(
@@ -35,25 +33,13 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
 
     t0 = time.perf_counter()
-    mdata = isk.datasets.synthetic_citeseq(
-        n_cells=args.n_cells,
-        n_types=27,
-        n_lineages=5,
-        seed=args.data_seed,
-        programmes=args.programmes,
-        min_shared=args.min_shared,
-    )
-    truth = mdata.uns["synthetic_truth"]["rna_importance"]
-    isk.pp.prepare(mdata, train_size=0.5, seed=0)
-    test = (mdata.obs["indiseek_split"] == "test").to_numpy()
-    lab = mdata.obs["celltype.l2"].astype(object).to_numpy()[test]
+    mdata, test, lab, truth = simulate(args)
     out = {"args": vars(args), "prepare_s": round(time.perf_counter() - t0, 1)}
     for name, (a, b) in {
         "true_latents": (mdata.obsm["latent_rna_specific"], mdata.obsm["latent_adt_specific"]),
         "pca": (mdata.mod["rna"].obsm["X_indiseek_pca"], mdata.mod["adt"].obsm["X_indiseek_adt"]),
     }.items():
-        theta, _, _ = isk.tl.theta_arrays(a[test], b[test], lab)
-        out[name] = isk.tl.rank_table(lab, theta, reference=truth).attrs["spearman"]
+        out[name] = theta_rho(a[test], b[test], lab, truth)
         print(name, round(out[name], 3), flush=True)
     isk.IndiSeek.setup_mudata(mdata)
     df = isk.tl.compare_methods(
