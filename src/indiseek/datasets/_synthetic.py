@@ -86,8 +86,8 @@ def synthetic_citeseq(
     - RNA-specific ``r = w_r(t)·δ·u_r[t] + ε``  (seen only by RNA),
     - ADT-specific ``a = w_a(t)·δ·u_a[t] + ε``  (seen only by ADT),
 
-    with ``ε ~ N(0, I)``, ``σ_s = shared_noise``, lineage centres ``m`` (on the shared factor only), random unit
-    directions ``u`` and ``δ = separation``. With ``programmes="recurring"`` (default) the
+    with ``ε ~ N(0, I)``, ``σ_s = shared_noise``, lineage centres ``m`` (on the shared factor
+    only), random unit directions ``u`` and ``δ = separation``. With ``programmes="recurring"`` (default) the
     ``j``-th type of every lineage moves along the same specific direction (states such as
     activation or cycling that recur across lineages), so the specific factors are nearly
     independent of the shared one. With ``programmes="per_type"`` every type has its own
@@ -136,8 +136,8 @@ def synthetic_citeseq(
     shared_noise
         Standard deviation ``σ_s`` of the shared factor within a type (1 = as the specific
         factors). Above 1, cells of a type spread along shared signal that both modalities
-        see (think of a continuous shared state), which crowds the type's neighbours in
-        per-modality PCA but not in Z.
+        see (think of a continuous shared state). A hard case for IndiSeek: the spread that
+        C does not capture ends up in Z (see docs, "When θ from Z beats per-modality PCA").
 
     Returns
     -------
