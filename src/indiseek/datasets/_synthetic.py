@@ -87,14 +87,14 @@ def synthetic_citeseq(
     - ADT-specific ``a = w_a(t)·δ·u_a[t] + ε``  (seen only by ADT),
 
     with ``ε ~ N(0, I)``, ``σ_s = shared_noise``, lineage centres ``m`` (on the shared factor
-    only), random unit directions ``u`` and ``δ = separation``. With ``programmes="recurring"`` (default) the
-    ``j``-th type of every lineage moves along the same specific direction (states such as
-    activation or cycling that recur across lineages), so the specific factors are nearly
-    independent of the shared one. With ``programmes="per_type"`` every type has its own
-    direction, so a specific factor also tells which lineage a cell is in: a harder case for
-    any method that makes Z independent of C. The mixture ``(w_s, w_r, w_a)`` (on the simplex) says through which
-    signal a type differs from its siblings: some types only through RNA-specific signal
-    ``(0, 1, 0)``, some only through ADT-specific ``(0, 0, 1)``, some only through shared
+    only), random unit directions ``u`` and ``δ = separation``. With ``programmes="recurring"``
+    (default) the ``j``-th type of every lineage moves along the same specific direction (states
+    such as activation or cycling that recur across lineages), so the specific factors are
+    nearly independent of the shared one. With ``programmes="per_type"`` every type has its own
+    direction, so a specific factor also tells which lineage a cell is in: a harder case for any
+    method that makes Z independent of C. The mixture ``(w_s, w_r, w_a)`` (on the simplex) says
+    through which signal a type differs from its siblings: some types only through RNA-specific
+    signal ``(0, 1, 0)``, some only through ADT-specific ``(0, 0, 1)``, some only through shared
     ``(1, 0, 0)``, the rest through graded mixtures.
 
     RNA counts are negative binomial with mean ``ℓ · softmax(b + A_s s + A_r r)`` (gene
