@@ -63,6 +63,35 @@ def _nb(rng: np.random.Generator, mean: np.ndarray, dispersion: np.ndarray | flo
     return rng.poisson(lam).astype(np.float32)
 
 
+def _to_mudata(
+    rna: np.ndarray,
+    adt: np.ndarray,
+    l1: np.ndarray,
+    l2: np.ndarray,
+    l1_categories: np.ndarray,
+    l2_categories: np.ndarray,
+) -> MuData:
+    """Counts and per-cell labels → MuData (CSR counts, labels in ``mdata.obs``)."""
+    import anndata as ad
+    import mudata as md
+    from scipy import sparse
+
+    obs_names = [f"cell{i:06d}" for i in range(rna.shape[0])]
+
+    def modality(counts: np.ndarray, prefix: str, width: int) -> ad.AnnData:
+        names = [f"{prefix}{i:0{width}d}" for i in range(counts.shape[1])]
+        return ad.AnnData(
+            sparse.csr_matrix(counts.astype(np.float32)),
+            obs=pd.DataFrame(index=obs_names),
+            var=pd.DataFrame(index=names),
+        )
+
+    mdata = md.MuData({"rna": modality(rna, "gene", 5), "adt": modality(adt, "prot", 3)})
+    mdata.obs["celltype.l1"] = pd.Categorical(l1, categories=l1_categories)
+    mdata.obs["celltype.l2"] = pd.Categorical(l2, categories=l2_categories)
+    return mdata
+
+
 def synthetic_citeseq(
     n_cells: int = 4000,
     n_genes: int = 1000,
@@ -151,10 +180,6 @@ def synthetic_citeseq(
     >>> mdata.mod["rna"].shape, mdata.mod["adt"].shape
     ((500, 1000), (500, 30))
     """
-    import anndata as ad
-    import mudata as md
-    from scipy import sparse
-
     for name, value, low in [
         ("n_cells", n_cells, 10),
         ("n_genes", n_genes, 10),
@@ -235,27 +260,9 @@ def synthetic_citeseq(
     lib_adt = rng.lognormal(np.log(1500), 0.4, size=(n_cells, 1))
     adt = _nb(rng, lib_adt * (0.85 * frac_p + 0.15 * ambient) + 1e-8, 10.0)
 
-    obs_names = [f"cell{i:06d}" for i in range(n_cells)]
-    obs = pd.DataFrame(
-        {
-            "celltype.l1": pd.Categorical(lineages[cell_type], categories=lineage_names),
-            "celltype.l2": pd.Categorical(types[cell_type], categories=types),
-        },
-        index=obs_names,
+    mdata = _to_mudata(
+        rna, adt, lineages[cell_type], types[cell_type], lineage_names, types
     )
-    rna_ad = ad.AnnData(
-        sparse.csr_matrix(rna),
-        obs=pd.DataFrame(index=obs_names),
-        var=pd.DataFrame(index=[f"gene{i:05d}" for i in range(n_genes)]),
-    )
-    adt_ad = ad.AnnData(
-        sparse.csr_matrix(adt),
-        obs=pd.DataFrame(index=obs_names),
-        var=pd.DataFrame(index=[f"prot{i:03d}" for i in range(n_proteins)]),
-    )
-    mdata = md.MuData({"rna": rna_ad, "adt": adt_ad})
-    for col in obs:
-        mdata.obs[col] = obs[col]
     for key, name in LATENT_KEYS.items():
         mdata.obsm[name] = latent[key]
     truth = design[["celltype.l1", "w_shared", "w_rna", "w_adt", "rna_importance"]].copy()
