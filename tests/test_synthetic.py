@@ -141,3 +141,22 @@ def test_truth_table_indexes_labels():
     truth = m.uns["synthetic_truth"]
     assert set(m.obs["celltype.l2"].unique()) <= set(truth.index)
     assert isinstance(truth, pd.DataFrame)
+
+
+def test_bonemarrow_family():
+    """27 types in 5 lineages; the truth is the log-ratio of the specific offsets; seeded."""
+    a = isk.datasets.synthetic_bonemarrow(n_cells=800, seed=3)
+    b = isk.datasets.synthetic_bonemarrow(n_cells=800, seed=3)
+    assert a.mod["rna"].shape == (800, 2000) and a.mod["adt"].shape == (800, 25)
+    assert (a.mod["rna"].X != b.mod["rna"].X).nnz == 0
+    truth = a.uns["synthetic_truth"]
+    assert len(truth) == 27 and truth["celltype.l1"].nunique() == 5
+    np.testing.assert_allclose(
+        truth["rna_importance"], np.log(truth["len_rna"] / truth["len_adt"])
+    )
+    # T-cell subtypes are protein-defined, progenitors RNA-defined, as described
+    assert (truth.loc[truth["celltype.l1"] == "T", "rna_importance"] < 0).all()
+    assert (truth.loc[truth["celltype.l1"] == "Progenitor", "rna_importance"] > 0).all()
+    assert a.obsm["latent_rna_specific"].shape == (800, 6)
+    with pytest.raises(ValueError, match="n_cells"):
+        isk.datasets.synthetic_bonemarrow(n_cells=5)

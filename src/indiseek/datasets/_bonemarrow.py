@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ._synthetic import LATENT_KEYS, TRUTH_KEY, _nb, _to_mudata
+from ._synthetic import LATENT_KEYS, TRUTH_KEY, _nb, _to_mudata, softmax_rows
 
 if TYPE_CHECKING:
     from mudata import MuData
@@ -110,17 +110,15 @@ def synthetic_bonemarrow(n_cells: int = 10_000, seed: int = 0) -> MuData:
     n_genes, n_prot = 2000, 25
     load_s = rng.normal(0, 0.3, size=(8, n_genes)) * (rng.random(n_genes) < 1 / 3)
     load_r = rng.normal(0, 0.6, size=(6, n_genes)) * (rng.random(n_genes) < 1 / 5)
-    eta = rng.normal(-1.0, 1.5, size=n_genes) + shared @ load_s + spec["rna"] @ load_r
-    frac = np.exp(eta - eta.max(axis=1, keepdims=True))
-    frac /= frac.sum(axis=1, keepdims=True)
+    frac = softmax_rows(
+        rng.normal(-1.0, 1.5, size=n_genes) + shared @ load_s + spec["rna"] @ load_r
+    )
     lib = rng.lognormal(np.log(2500), 0.4, size=(n_cells, 1))
     rna = _nb(rng, lib * frac + 1e-8, rng.lognormal(np.log(3.0), 0.5, size=n_genes))
 
     b_s = rng.normal(0, 0.35, size=(8, n_prot))
     b_a = rng.normal(0, 0.7, size=(4, n_prot)) * (rng.random(n_prot) < 0.5)
-    eta_p = rng.normal(0, 0.8, size=n_prot) + shared @ b_s + spec["adt"] @ b_a
-    frac_p = np.exp(eta_p - eta_p.max(axis=1, keepdims=True))
-    frac_p /= frac_p.sum(axis=1, keepdims=True)
+    frac_p = softmax_rows(rng.normal(0, 0.8, size=n_prot) + shared @ b_s + spec["adt"] @ b_a)
     ambient = rng.dirichlet(np.full(n_prot, 2.0))
     lib_p = rng.lognormal(np.log(2000), 0.5, size=(n_cells, 1))
     adt = _nb(rng, lib_p * (0.8 * frac_p + 0.2 * ambient) + 1e-8, 8.0)

@@ -92,6 +92,57 @@ def _to_mudata(
     return mdata
 
 
+def softmax_rows(eta: np.ndarray) -> np.ndarray:
+    """Row-wise softmax (expression fractions from log-rates), computed stably."""
+    frac = np.exp(eta - eta.max(axis=1, keepdims=True))
+    return frac / frac.sum(axis=1, keepdims=True)
+
+
+def _rna_counts(rng: np.random.Generator, latent: dict, n_genes: int) -> np.ndarray:
+    """RNA: sparse loadings so that each factor drives its own gene programme."""
+    n_cells, n_latent = latent["shared"].shape
+    base_g = rng.normal(-1.0, 1.5, size=n_genes)
+    a_s = rng.normal(0, 0.25, size=(n_latent, n_genes)) * (rng.random((n_latent, n_genes)) < 0.2)
+    a_r = rng.normal(0, 0.35, size=(n_latent, n_genes)) * (rng.random((n_latent, n_genes)) < 0.2)
+    frac = softmax_rows(base_g + latent["shared"] @ a_s + latent["rna"] @ a_r)
+    lib_rna = rng.lognormal(np.log(3000), 0.35, size=(n_cells, 1))
+    disp_g = rng.lognormal(np.log(4.0), 0.5, size=n_genes)
+    return _nb(rng, lib_rna * frac + 1e-8, disp_g)
+
+
+def _adt_counts(rng: np.random.Generator, latent: dict, n_proteins: int) -> np.ndarray:
+    """ADT: dense loadings on shared and ADT-specific factors plus ambient background."""
+    n_cells, n_latent = latent["shared"].shape
+    base_p = rng.normal(0.0, 0.8, size=n_proteins)
+    b_s = rng.normal(0, 0.4, size=(n_latent, n_proteins))
+    b_a = rng.normal(0, 0.4, size=(n_latent, n_proteins))
+    frac_p = softmax_rows(base_p + latent["shared"] @ b_s + latent["adt"] @ b_a)
+    ambient = rng.dirichlet(np.full(n_proteins, 2.0))
+    lib_adt = rng.lognormal(np.log(1500), 0.4, size=(n_cells, 1))
+    return _nb(rng, lib_adt * (0.85 * frac_p + 0.15 * ambient) + 1e-8, 10.0)
+
+
+def _check_params(
+    n_cells, n_genes, n_proteins, n_latent, separation, programmes, min_shared, shared_noise
+) -> None:
+    for name, value, low in [
+        ("n_cells", n_cells, 10),
+        ("n_genes", n_genes, 10),
+        ("n_proteins", n_proteins, 3),
+        ("n_latent", n_latent, 1),
+    ]:
+        if int(value) != value or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
+    if separation <= 0:
+        raise ValueError(f"separation must be positive, got {separation!r}.")
+    if programmes not in ("recurring", "per_type"):
+        raise ValueError(f"programmes must be 'recurring' or 'per_type', got {programmes!r}.")
+    if not 0.0 <= min_shared <= 1.0:
+        raise ValueError(f"min_shared must be in [0, 1], got {min_shared!r}.")
+    if not shared_noise > 0:
+        raise ValueError(f"shared_noise must be positive, got {shared_noise!r}.")
+
+
 def synthetic_citeseq(
     n_cells: int = 4000,
     n_genes: int = 1000,
@@ -180,22 +231,9 @@ def synthetic_citeseq(
     >>> mdata.mod["rna"].shape, mdata.mod["adt"].shape
     ((500, 1000), (500, 30))
     """
-    for name, value, low in [
-        ("n_cells", n_cells, 10),
-        ("n_genes", n_genes, 10),
-        ("n_proteins", n_proteins, 3),
-        ("n_latent", n_latent, 1),
-    ]:
-        if int(value) != value or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
-    if separation <= 0:
-        raise ValueError(f"separation must be positive, got {separation!r}.")
-    if programmes not in ("recurring", "per_type"):
-        raise ValueError(f"programmes must be 'recurring' or 'per_type', got {programmes!r}.")
-    if not 0.0 <= min_shared <= 1.0:
-        raise ValueError(f"min_shared must be in [0, 1], got {min_shared!r}.")
-    if not shared_noise > 0:
-        raise ValueError(f"shared_noise must be positive, got {shared_noise!r}.")
+    _check_params(
+        n_cells, n_genes, n_proteins, n_latent, separation, programmes, min_shared, shared_noise
+    )
 
     rng = np.random.default_rng(seed)
     design = _type_design(n_lineages, n_types, rng)
@@ -236,33 +274,10 @@ def synthetic_citeseq(
         noise = noise_sd * rng.normal(size=(n_cells, n_latent))
         latent[key] = (mean[cell_type] + noise).astype(np.float32)
 
-    # RNA: sparse loadings so that each factor drives its own gene programme.
-    base_g = rng.normal(-1.0, 1.5, size=n_genes)
-    a_s = rng.normal(0, 0.25, size=(n_latent, n_genes)) * (rng.random((n_latent, n_genes)) < 0.2)
-    a_r = rng.normal(0, 0.35, size=(n_latent, n_genes)) * (rng.random((n_latent, n_genes)) < 0.2)
-    eta = base_g + latent["shared"] @ a_s + latent["rna"] @ a_r
-    eta -= eta.max(axis=1, keepdims=True)
-    frac = np.exp(eta)
-    frac /= frac.sum(axis=1, keepdims=True)
-    lib_rna = rng.lognormal(np.log(3000), 0.35, size=(n_cells, 1))
-    disp_g = rng.lognormal(np.log(4.0), 0.5, size=n_genes)
-    rna = _nb(rng, lib_rna * frac + 1e-8, disp_g)
+    rna = _rna_counts(rng, latent, n_genes)
+    adt = _adt_counts(rng, latent, n_proteins)
 
-    # ADT: dense loadings on shared and ADT-specific factors plus ambient background.
-    base_p = rng.normal(0.0, 0.8, size=n_proteins)
-    b_s = rng.normal(0, 0.4, size=(n_latent, n_proteins))
-    b_a = rng.normal(0, 0.4, size=(n_latent, n_proteins))
-    eta_p = base_p + latent["shared"] @ b_s + latent["adt"] @ b_a
-    eta_p -= eta_p.max(axis=1, keepdims=True)
-    frac_p = np.exp(eta_p)
-    frac_p /= frac_p.sum(axis=1, keepdims=True)
-    ambient = rng.dirichlet(np.full(n_proteins, 2.0))
-    lib_adt = rng.lognormal(np.log(1500), 0.4, size=(n_cells, 1))
-    adt = _nb(rng, lib_adt * (0.85 * frac_p + 0.15 * ambient) + 1e-8, 10.0)
-
-    mdata = _to_mudata(
-        rna, adt, lineages[cell_type], types[cell_type], lineage_names, types
-    )
+    mdata = _to_mudata(rna, adt, lineages[cell_type], types[cell_type], lineage_names, types)
     for key, name in LATENT_KEYS.items():
         mdata.obsm[name] = latent[key]
     truth = design[["celltype.l1", "w_shared", "w_rna", "w_adt", "rna_importance"]].copy()
