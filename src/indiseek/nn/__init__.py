@@ -1,9 +1,11 @@
-"""The torch layer: networks, losses and training loops. No AnnData in here.
+"""The torch layer: networks, losses, objectives and training loops. No AnnData in here.
 
-Everything takes and returns tensors (or numpy arrays in the training entry points), so it can
-be read and tested apart from the MuData wrapper in :mod:`indiseek.model`.
+Everything takes and returns tensors (or numpy arrays in the training entry points), and
+modalities are whatever two names the caller gives, so this layer can be read and tested apart
+from the MuData wrapper in :mod:`indiseek.model`.
 """
 
+from ._loops import BranchData, evaluate_branches, fit_clip, fit_specific_branches
 from ._losses import (
     club_bound,
     club_sampled,
@@ -11,19 +13,27 @@ from ._losses import (
     info_nce,
     orthogonality,
 )
-from ._modules import ClipModule, GaussianCLUB, SpecificBranch, mlp
+from ._member import MemberJob, MemberResult, train_member
+from ._modules import ClipModule, GaussianCLUB, IndiSeekModule, SpecificBranch, mlp
 from ._objectives import OBJECTIVES, Objective, get_objective
-from ._training import TrainConfig, fit_clip, fit_specific_branches, resolve_device
+from ._train_utils import TrainConfig, cpu_threads, default_epochs, to_tensor
 
 __all__ = [
     "OBJECTIVES",
+    "BranchData",
     "ClipModule",
     "GaussianCLUB",
+    "IndiSeekModule",
+    "MemberJob",
+    "MemberResult",
     "Objective",
     "SpecificBranch",
     "TrainConfig",
     "club_bound",
     "club_sampled",
+    "cpu_threads",
+    "default_epochs",
+    "evaluate_branches",
     "fit_clip",
     "fit_specific_branches",
     "gaussian_loglik",
@@ -31,5 +41,6 @@ __all__ = [
     "info_nce",
     "mlp",
     "orthogonality",
-    "resolve_device",
+    "to_tensor",
+    "train_member",
 ]

@@ -1,8 +1,9 @@
-"""Networks: MLPs, the CLIP pair of encoders, the Gaussian CLUB critic, a specific branch."""
+"""Networks: MLPs, the CLIP pair of encoders, the Gaussian CLUB critic, a specific branch, a member."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -117,3 +118,78 @@ class SpecificBranch(nn.Module):
     def main_parameters(self) -> list[nn.Parameter]:
         """Parameters of the encoder, decoder and critics (everything except q)."""
         return [p for name, p in self.named_parameters() if not name.startswith("q.")]
+
+
+class IndiSeekModule(nn.Module):
+    """One model of an ensemble: CLIP encoders of two modalities and a step-2 branch for each.
+
+    Modalities are named by the keys of ``n_features`` (any two names, in order); the module
+    knows nothing else about them.
+
+    Parameters
+    ----------
+    n_features
+        Input width of each of the two modalities, e.g. ``{"rna": 200, "adt": 24}``.
+    n_shared, n_specific, n_hidden, n_layers
+        Dimensions of C and Z, and the width and depth of every MLP.
+    temperature, learn_temperature
+        InfoNCE temperature (initial value) and whether it is learnt.
+    specific
+        Build the step-2 branches (False for CLIP alone).
+    critics
+        Give each branch the InfoNCE critics of FactorizedCL / InfoDisen.
+    normalize_z
+        End each Z encoder with a non-affine batch standardisation.
+    """
+
+    def __init__(
+        self,
+        n_features: Mapping[str, int],
+        n_shared: int,
+        n_specific: int,
+        n_hidden: int,
+        n_layers: int,
+        *,
+        temperature: float = 0.1,
+        learn_temperature: bool = True,
+        specific: bool = True,
+        critics: bool = False,
+        normalize_z: bool = True,
+    ) -> None:
+        super().__init__()
+        if len(n_features) != 2:
+            raise ValueError(f"IndiSeekModule needs two modalities, got {list(n_features)}.")
+        self.names: tuple[str, str] = tuple(n_features)  # type: ignore[assignment]
+        a, b = self.names
+        self.clip = ClipModule(
+            n_features[a],
+            n_features[b],
+            n_shared,
+            n_hidden,
+            n_layers,
+            temperature,
+            learn_temperature,
+        )
+        self.branches = nn.ModuleDict()
+        if specific:
+            for name in self.names:
+                self.branches[name] = SpecificBranch(
+                    n_features[name],
+                    n_shared,
+                    n_shared,
+                    n_specific,
+                    n_hidden,
+                    n_layers,
+                    n_c_critic=n_shared if critics else None,
+                    normalize_z=normalize_z,
+                )
+
+    def other(self, name: str) -> str:
+        """The other modality's name."""
+        a, b = self.names
+        return b if name == a else a
+
+    def shared(self, x: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Shared features C of both modalities (L2-normalised), by modality name."""
+        a, b = self.names
+        return dict(zip(self.names, self.clip(x[a], x[b]), strict=True))

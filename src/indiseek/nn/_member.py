@@ -1,0 +1,103 @@
+"""Training one model of an ensemble (step 1, then step 2) from a self-contained job.
+
+A :class:`MemberJob` holds everything one member needs (its initialised module, data and
+settings) and pickles, so whoever runs members (in this process or in workers) hands jobs to
+:func:`train_member` and collects :class:`MemberResult`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ._loops import BranchData, fit_clip, fit_specific_branches
+from ._modules import IndiSeekModule
+from ._objectives import get_objective
+from ._train_utils import TrainConfig, cpu_threads
+
+
+@dataclass
+class MemberJob:
+    """One member's initialised module, data (by modality name) and settings."""
+
+    module: IndiSeekModule
+    x: dict[str, torch.Tensor]
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    cfg: TrainConfig
+    epochs: int
+    clip_epochs: int
+    objective: str
+    lam: float
+    club_weight: float
+    x_sq: dict[str, float]
+    clip_state: dict[str, torch.Tensor] | None = None  # reuse a trained step 1
+    clip_history: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+@dataclass
+class MemberResult:
+    """What training a member returns: its weights, per-epoch histories and timings."""
+
+    state: dict[str, torch.Tensor]
+    clip_history: pd.DataFrame
+    specific_history: pd.DataFrame
+    time_clip_s: float
+    time_specific_s: float
+
+
+def _branch_data(job: MemberJob, c: dict[str, torch.Tensor]) -> dict[str, BranchData]:
+    module, objective = job.module, get_objective(job.objective)
+    return {
+        m: BranchData(
+            x=job.x[m],
+            c_own=c[m],
+            c_club=c[module.other(m)] if objective.club_on_cross else c[m],
+            x_sq=job.x_sq[m],
+        )
+        for m in module.names
+    }
+
+
+def train_member(job: MemberJob) -> MemberResult:
+    """Train step 1 (unless ``job.clip_state`` is given) and step 2 of one member, in place."""
+    module = job.module
+    a, b = module.names
+    device = job.x[a].device
+    tr = torch.as_tensor(job.train_idx, device=device)
+    va = torch.as_tensor(job.val_idx, device=device) if len(job.val_idx) > 1 else None
+    t0 = time.perf_counter()
+    with cpu_threads(device, job.cfg.cpu_threads):
+        if job.clip_state is None:
+            hist1 = fit_clip(module.clip, job.x[a], job.x[b], tr, va, job.cfg, job.clip_epochs)
+        else:
+            module.clip.load_state_dict(job.clip_state)
+            module.clip.eval()
+            hist1 = job.clip_history.copy()
+        t1 = time.perf_counter()
+        hist2 = pd.DataFrame()
+        if len(module.branches):
+            with torch.no_grad():
+                c = module.shared(job.x)
+            hist2 = fit_specific_branches(
+                module.branches,
+                _branch_data(job, c),
+                get_objective(job.objective),
+                job.lam,
+                tr,
+                va,
+                job.cfg,
+                job.epochs,
+                club_weight=job.club_weight,
+            )
+    return MemberResult(
+        state=module.state_dict(),
+        clip_history=hist1,
+        specific_history=hist2,
+        time_clip_s=t1 - t0,
+        time_specific_s=time.perf_counter() - t1,
+    )
