@@ -181,7 +181,8 @@ def test_indiseek_removes_cross_modal_information():
     ind.train(progress_bar=False)
     clip = isk.IndiSeek(mdata, objective="clip", n_members=1)
     clip.train(progress_bar=False, clip_from=ind)
-    d_ind, d_clip = ind.disentanglement(), clip.disentanglement()
+    d_ind = isk.tl.disentanglement(mdata, ind)
+    d_clip = isk.tl.disentanglement(mdata, clip)
     print(d_ind, d_clip)
     for mod in ("rna", "adt"):
         assert d_clip.loc[mod, "r2_Z_to_C_other"] > 0.6
@@ -250,7 +251,7 @@ def test_theta_members_must_split_evenly():
 
 
 def test_members_in_worker_processes_match_sequential(small_mdata):
-    """Members trained in spawned workers give exactly what training in this process gives."""
+    """Members trained in worker processes give exactly what training in this process gives."""
     reps = []
     for n_jobs in (1, 2):
         model = isk.IndiSeek(small_mdata, **{**SMALL, "n_members": 3})

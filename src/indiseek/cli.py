@@ -36,11 +36,23 @@ def _say(quiet: bool, msg: str) -> None:
 
 def _jobs(args: argparse.Namespace) -> int:
     """Worker processes for the ensemble: the console script is import-safe for ``spawn``."""
-    from .nn._members import available_cores
+    from .model._ensemble import available_cores
 
     if args.jobs is not None:
         return args.jobs
     return max(1, min(args.members, available_cores()))
+
+
+def _train(model, mdata, args: argparse.Namespace) -> None:
+    """Train with the command line's settings and write the embeddings into ``mdata``."""
+    model.train(
+        max_epochs=args.epochs,
+        seed=args.seed,
+        accelerator=args.device,
+        progress_bar=not args.quiet,
+        n_jobs=_jobs(args),
+    )
+    model.write_obsm(mdata)
 
 
 def _analyse(
@@ -64,7 +76,7 @@ def _analyse(
     figs = out_dir / "figures"
     figs.mkdir(parents=True, exist_ok=True)
     metrics: dict[str, Any] = {"model": model.params, "training": model.train_params}
-    dis = model.disentanglement()
+    dis = tl.disentanglement(mdata, model)
     metrics["disentanglement_test"] = dis.to_dict(orient="index")
     last = model.history.groupby("step").tail(1)
     metrics["final_epoch_losses"] = {
@@ -118,14 +130,7 @@ def _demo(args: argparse.Namespace) -> int:
     IndiSeek.setup_mudata(mdata)
     model = IndiSeek(mdata, lam=args.lam, n_members=args.members)
     _say(args.quiet, f"Training {model} ...")
-    model.train(
-        max_epochs=args.epochs,
-        seed=args.seed,
-        accelerator=args.device,
-        progress_bar=not args.quiet,
-        n_jobs=_jobs(args),
-    )
-    model.write_obsm(mdata)
+    _train(model, mdata, args)
     truth = mdata.uns["synthetic_truth"]["rna_importance"]
     metrics = _analyse(mdata, model, out, "celltype.l2", "celltype.l1", truth, None, args.quiet)
     # Context for the θ figure: the same read-out from the true latent factors (the ceiling)
@@ -176,14 +181,7 @@ def _fit(args: argparse.Namespace) -> int:
     )
     IndiSeek.setup_mudata(mdata, rna=args.rna, adt=args.adt)
     model = IndiSeek(mdata, objective=args.objective, lam=args.lam, n_members=args.members)
-    model.train(
-        max_epochs=args.epochs,
-        seed=args.seed,
-        accelerator=args.device,
-        progress_bar=not args.quiet,
-        n_jobs=_jobs(args),
-    )
-    model.write_obsm(mdata)
+    _train(model, mdata, args)
     weight_key = None
     if args.weights_csv:
         tl.wnn_weights(

@@ -8,12 +8,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..nn import SpecificBranch, TrainConfig, fit_specific_branches, get_objective, resolve_device
-from ..nn._training import (
+from ..nn import (
     BranchData,
+    SpecificBranch,
+    TrainConfig,
     cpu_threads,
     default_epochs,
     evaluate_branches,
+    fit_specific_branches,
+    get_objective,
     to_tensor,
 )
 
@@ -230,33 +233,20 @@ def fit_specific(
     >>> fit.transform(x[:5]).shape
     (5, 10)
     """
-    x = _as_2d(x, "x")
-    shared = _as_2d(shared, "shared")
-    cross = shared if shared_cross is None else _as_2d(shared_cross, "shared_cross")
-    for name, arr in (("shared", shared), ("shared_cross", cross)):
-        if len(arr) != len(x):
-            raise ValueError(f"x has {len(x)} samples but {name} has {len(arr)}.")
+    x, shared, cross = _checked_inputs(x, shared, shared_cross)
     obj = get_objective(objective)
     if not obj.has_specific:
         raise ValueError("objective='clip' learns no modality-specific features; use IndiSeek.")
     if lam < 0:
         raise ValueError(f"lam must be >= 0, got {lam!r}.")
-    cfg = TrainConfig(
-        max_epochs=max_epochs,
-        batch_size=batch_size,
-        lr=lr,
-        q_schedule=q_schedule,
-        q_steps=q_steps,
-        q_epochs=q_epochs,
-        early_stopping=early_stopping,
-        progress_bar=progress_bar,
-        seed=seed,
-    )
-    cfg.validate()
+    cfg = TrainConfig.pick(locals())  # validates every setting
+    from ._device import resolve_device
+
     device = resolve_device(accelerator)
     tr, va = split_validation(len(x), validation_size, seed)
     c_club = cross if obj.club_on_cross else shared
     torch.manual_seed(seed)
+    critic = shared.shape[1] if obj.complement == "infonce_zc" else c_club.shape[1]
     branch = SpecificBranch(
         x.shape[1],
         shared.shape[1],
@@ -264,21 +254,19 @@ def fit_specific(
         n_specific,
         n_hidden,
         n_layers,
-        n_c_critic=(shared.shape[1] if obj.complement == "infonce_zc" else c_club.shape[1])
-        if obj.uses_critics
-        else None,
+        n_c_critic=critic if obj.uses_critics else None,
         normalize_z=normalize_z,
     ).to(device)
-    x_t = to_tensor(x, device)
     data = {
         "x": BranchData(
-            x=x_t,
+            x=to_tensor(x, device),
             c_own=to_tensor(shared, device),
             c_club=to_tensor(c_club, device),
             x_sq=float((x[tr] ** 2).sum(1).mean()),
         )
     }
     epochs = max_epochs or default_epochs(len(tr), batch_size)
+    va_t = torch.as_tensor(va, device=device) if len(va) else None
     with cpu_threads(device, cfg.cpu_threads):
         history = fit_specific_branches(
             {"x": branch},
@@ -286,24 +274,24 @@ def fit_specific(
             obj,
             lam,
             torch.as_tensor(tr, device=device),
-            torch.as_tensor(va, device=device) if len(va) else None,
+            va_t,
             cfg,
             epochs,
             club_weight=club_weight,
         )
-    settings = {
-        "lam": lam,
-        "objective": obj.name,
-        "n_specific": n_specific,
-        "n_hidden": n_hidden,
-        "n_layers": n_layers,
-        "epochs": epochs,
-        "seed": seed,
-        "club_weight": club_weight,
-    }
+    settings = dict(lam=lam, objective=obj.name, n_specific=n_specific, n_hidden=n_hidden)
+    settings.update(n_layers=n_layers, epochs=epochs, seed=seed, club_weight=club_weight)
     fit = SpecificFit(branch, device, history, x.shape[1], shared.shape[1], settings)
-    if len(va):
-        fit.validation = evaluate_branches(
-            {"x": branch}, data, obj, lam, torch.as_tensor(va, device=device), club_weight
-        )
+    if va_t is not None:
+        fit.validation = evaluate_branches({"x": branch}, data, obj, lam, va_t, club_weight)
     return fit
+
+
+def _checked_inputs(x, shared, shared_cross) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    x = _as_2d(x, "x")
+    shared = _as_2d(shared, "shared")
+    cross = shared if shared_cross is None else _as_2d(shared_cross, "shared_cross")
+    for name, arr in (("shared", shared), ("shared_cross", cross)):
+        if len(arr) != len(x):
+            raise ValueError(f"x has {len(x)} samples but {name} has {len(arr)}.")
+    return x, shared, cross

@@ -1,15 +1,15 @@
-"""The IndiSeek model on a MuData, in the shape of scvi-tools models."""
+"""The IndiSeek model on a MuData: the user-facing class, in the shape of scvi-tools models.
+
+The machinery has homes of its own: :mod:`._registry` (what ``setup_mudata`` records and how
+inputs are read back), :mod:`._ensemble` (members, seeds, parallel training), :mod:`._io`
+(the file format) and :mod:`indiseek.nn` (the torch modules and training loops).
+"""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
 import logging
-import pickle
-import platform
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -17,88 +17,28 @@ import pandas as pd
 import torch
 
 from .. import _keys as K
-from .._validate import check_same_cells, get_modality
-from ..nn import (
-    ClipModule,
-    SpecificBranch,
-    TrainConfig,
-    get_objective,
-    resolve_device,
+from ..nn import TrainConfig, get_objective, to_tensor
+from ._device import resolve_device
+from ._ensemble import (
+    build_members,
+    check_clip_source,
+    collect_history,
+    make_jobs,
+    n_workers,
+    reconstruction_scale,
+    run_members,
 )
-from ..nn._members import MODALITIES, MemberJob, available_cores, run_members, spawn_is_safe
-from ..nn._training import default_epochs, to_tensor
-from ._arrays import encode_chunks, split_validation
+from ._inference import RepresentationMixin
+from ._io import SaveLoadMixin
+from ._registry import ROLES, Registry
 
 if TYPE_CHECKING:
     from mudata import MuData
 
 logger = logging.getLogger(__name__)
 
-MODEL_FILE = "model.pt"
-CONFIG_FILE = "config.json"
-HISTORY_FILE = "history.csv"
 
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for pkg in ("indiseek", "torch", "numpy", "anndata", "mudata", "scanpy"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
-
-
-def _setup(mdata: MuData) -> dict[str, Any]:
-    uns = mdata.uns.get(K.UNS, {})
-    if "setup" not in uns:
-        raise ValueError(
-            "This MuData has not been set up for IndiSeek; call "
-            "isk.IndiSeek.setup_mudata(mdata, rna=..., adt=...) first."
-        )
-    return dict(uns["setup"])
-
-
-@contextlib.contextmanager
-def _progress_members(n_members: int, workers: int, enabled: bool):
-    """Callback for finished members: a bar over members when they train in workers."""
-    if n_members == 1:
-        yield None
-        return
-    from tqdm.auto import tqdm
-
-    bar = tqdm(
-        total=n_members,
-        desc=f"ensemble ({workers} worker{'s' if workers > 1 else ''})",
-        unit="member",
-        disable=not enabled or workers == 1,
-    )
-
-    def done(j: int) -> None:
-        logger.info("member %d of %d trained", j + 1, n_members)
-        bar.update()
-
-    try:
-        yield done
-    finally:
-        bar.close()
-
-
-def member_seed(seed: int, member: int) -> int:
-    """Seed of ensemble member ``member``: ``seed`` itself for the first, then derived ones."""
-    if member == 0:
-        return int(seed)
-    return int(np.random.SeedSequence([int(seed), member]).generate_state(1)[0] % (2**31))
-
-
-def member_key(modality: str, member: int) -> str:
-    """Name of a step-2 branch: the modality for member 0 (older saves), else ``rna_1`` etc."""
-    return modality if member == 0 else f"{modality}_{member}"
-
-
-class IndiSeek:
+class IndiSeek(RepresentationMixin, SaveLoadMixin):
     """Shared (C) and modality-specific (Z) representations of paired RNA + ADT data.
 
     Step 1 trains encoders f_rna, f_adt with CLIP's symmetric InfoNCE (shared features C).
@@ -180,29 +120,24 @@ class IndiSeek:
         n_members: int = 3,
     ) -> None:
         self.objective = get_objective(objective)
-        for name, value in (
-            ("n_shared", n_shared),
-            ("n_specific", n_specific),
-            ("n_hidden", n_hidden),
-            ("n_layers", n_layers),
-            ("n_members", n_members),
-        ):
+        sizes = dict(n_shared=n_shared, n_specific=n_specific, n_hidden=n_hidden)
+        for name, value in {**sizes, "n_layers": n_layers, "n_members": n_members}.items():
             if int(value) != value or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
         if not lam >= 0:
             raise ValueError(f"lam must be >= 0, got {lam!r}.")
         if not 0 < temperature <= 1:
             raise ValueError(f"temperature must be in (0, 1], got {temperature!r}.")
-        self.setup = _setup(mdata)
-        self._capture(mdata)
-        inputs = self._train_inputs
-        self.n_features = {m: int(inputs[m].shape[1]) for m in MODALITIES}
+        self.registry = Registry.from_mudata(mdata)
+        # The MuData is not kept on the model (it is the user's and may be large): what
+        # training needs is captured here.
+        self._train_inputs = self.registry.inputs(mdata)
+        self._train_cells = self.registry.train_mask(mdata, len(self._train_inputs["rna"]))
+        self.n_features = {m: int(self._train_inputs[m].shape[1]) for m in ROLES}
         self.params = {
             "objective": self.objective.name,
             "lam": float(lam),
-            "n_shared": int(n_shared),
-            "n_specific": int(n_specific),
-            "n_hidden": int(n_hidden),
+            **{k: int(v) for k, v in sizes.items()},
             "n_layers": int(n_layers),
             "temperature": float(temperature),
             "learn_temperature": bool(learn_temperature),
@@ -210,16 +145,14 @@ class IndiSeek:
             "club_weight": float(club_weight),
             "n_members": int(n_members),
         }
-        prep = mdata.uns.get(K.UNS, {}).get("prepare")
-        self.prepare_state = prep if prep is not None else None
-        self._build(seed=0)
+        self.prepare_state = mdata.uns.get(K.UNS, {}).get("prepare")
+        self.module = build_members(self.params, self.n_features, self.objective, seed=0)
         self.device = torch.device("cpu")
         self.is_trained = False
         self.history: pd.DataFrame | None = None
         self.train_params: dict[str, Any] = {}
         self.x_sq: dict[str, float] = {}
 
-    # ------------------------------------------------------------------ setup
     @staticmethod
     def setup_mudata(
         mdata: MuData,
@@ -252,108 +185,23 @@ class IndiSeek:
         --------
         >>> isk.IndiSeek.setup_mudata(mdata, rna="rna", adt="adt")  # doctest: +SKIP
         """
-        for mod, rep in ((rna, rna_rep), (adt, adt_rep)):
-            adata = get_modality(mdata, mod, "rna" if mod == rna else "adt")
-            if rep not in adata.obsm:
-                raise KeyError(
-                    f"Modality {mod!r} has no .obsm[{rep!r}] (it has {sorted(adata.obsm)}); run "
-                    f"isk.pp.prepare(mdata, rna={rna!r}, adt={adt!r}) first or pass "
-                    f"{'rna' if mod == rna else 'adt'}_rep=<key>."
-                )
-            x = np.asarray(adata.obsm[rep])
-            if x.ndim != 2 or x.shape[1] < 1:
-                raise ValueError(
-                    f"{mod!r}.obsm[{rep!r}] must be 2-D (cells × features), got {x.shape}."
-                )
-            if not np.all(np.isfinite(x)):
-                raise ValueError(f"{mod!r}.obsm[{rep!r}] holds NaN or infinite values.")
-        check_same_cells(mdata, rna, adt)
-        if split_key in mdata.obs:
-            values = set(mdata.obs[split_key].astype(str).unique())
-            if not values <= {"train", "test"} or "train" not in values:
-                raise ValueError(
-                    f"mdata.obs[{split_key!r}] must hold 'train'/'test' with some training cells, "
-                    f"found {sorted(values)}."
-                )
-        mdata.uns.setdefault(K.UNS, {})["setup"] = {
-            "rna": rna,
-            "adt": adt,
-            "rna_rep": rna_rep,
-            "adt_rep": adt_rep,
-            "split_key": split_key,
-        }
+        Registry(rna, adt, rna_rep, adt_rep, split_key).register(mdata)
 
-    def _inputs(self, mdata: MuData) -> dict[str, np.ndarray]:
-        s = self.setup
-        out = {}
-        names = None
-        for m in MODALITIES:
-            adata = get_modality(mdata, s[m], m)
-            if s[f"{m}_rep"] not in adata.obsm:
-                raise KeyError(
-                    f"Modality {s[m]!r} has no .obsm[{s[f'{m}_rep']!r}]; prepare these cells with "
-                    "isk.pp.prepare(new_mdata, reference=<training mdata>) first."
-                )
-            if names is None:
-                names = adata.obs_names
-            elif not adata.obs_names.equals(names):
-                check_same_cells(mdata, s["rna"], s["adt"])
-                raise ValueError(
-                    f"Modalities {s['rna']!r} and {s['adt']!r} list their cells in different orders."
-                )
-            out[m] = np.asarray(adata.obsm[s[f"{m}_rep"]], dtype=np.float32)
-        return out
+    @property
+    def setup(self) -> dict[str, str]:
+        """What :meth:`setup_mudata` recorded (modalities, input keys, split column)."""
+        return self.registry.as_dict()
 
     @property
     def n_members(self) -> int:
         """Independently trained models in the ensemble (θ averages over them)."""
-        return int(self.params.get("n_members", 1))
+        return int(self.params["n_members"])
 
     @property
-    def clip(self) -> ClipModule:
+    def clip(self) -> torch.nn.Module:
         """Step-1 encoders of the first member."""
-        return self.clips[0]
+        return self.module[0].clip
 
-    # ------------------------------------------------------------------ networks
-    def _build(self, seed: int) -> None:
-        p = self.params
-        self.clips: list[ClipModule] = []
-        self.branches: dict[str, SpecificBranch] = {}
-        for j in range(self.n_members):
-            torch.manual_seed(member_seed(seed, j))
-            self.clips.append(
-                ClipModule(
-                    self.n_features["rna"],
-                    self.n_features["adt"],
-                    p["n_shared"],
-                    p["n_hidden"],
-                    p["n_layers"],
-                    p["temperature"],
-                    p["learn_temperature"],
-                )
-            )
-            if not self.objective.has_specific:
-                continue
-            critic = p["n_shared"] if self.objective.uses_critics else None
-            for m in MODALITIES:
-                self.branches[member_key(m, j)] = SpecificBranch(
-                    self.n_features[m],
-                    p["n_shared"],
-                    p["n_shared"],
-                    p["n_specific"],
-                    p["n_hidden"],
-                    p["n_layers"],
-                    n_c_critic=critic,
-                    normalize_z=p["normalize_z"],
-                )
-
-    def _modules(self) -> torch.nn.ModuleDict:
-        clips = {("clip" if j == 0 else f"clip_{j}"): c for j, c in enumerate(self.clips)}
-        return torch.nn.ModuleDict(
-            {**clips, **{f"branch_{m}": b for m, b in self.branches.items()}}
-        )
-
-    # ------------------------------------------------------------------ training
     def train(
         self,
         max_epochs: int | None = None,
@@ -416,13 +264,10 @@ class IndiSeek:
             ``None`` leaves torch's setting).
         n_jobs
             Ensemble members trained at once, each in its own worker process (CPU only; GPU
-            training is sequential). ``None``: as many as there are members and cores when
-            each member runs at least 1,000 updates (below that, starting workers costs more
-            than it saves) and when called from Jupyter/IPython or ``python -m``; from a plain
-            script, workers (started with ``spawn``) would re-run the script, so members then
-            train one after another unless you pass ``n_jobs`` and keep the script's work under
-            ``if __name__ == "__main__":``. 1: always in this process. Results are identical
-            either way.
+            training is sequential). ``None``: as many as there are members and cores when each
+            member runs at least 1,000 updates (below that, starting workers costs more than it
+            saves); 1: in this process. Workers are joblib's ``loky`` processes, so a plain
+            script needs no ``__main__`` guard. Results are identical either way.
         progress_bar
             Show progress bars (silence with ``False``).
         clip_from
@@ -437,543 +282,63 @@ class IndiSeek:
         >>> model.train(max_epochs=2000, lr=1e-4)  # the paper's schedule  # doctest: +SKIP
         >>> model.history.tail()  # doctest: +SKIP
         """
-        cfg = TrainConfig(
-            max_epochs=max_epochs,
-            batch_size=batch_size,
-            lr=lr,
-            weight_decay=weight_decay,
-            q_schedule=q_schedule,
-            q_steps=q_steps,
-            q_epochs=q_epochs,
-            early_stopping=early_stopping,
-            patience=patience,
-            progress_bar=progress_bar,
-            seed=seed,
-            cpu_threads=n_threads,
-            clip_early_stopping=clip_early_stopping,
-            clip_patience=clip_patience,
-        )
-        cfg.validate()
-        if clip_epochs is not None and (int(clip_epochs) != clip_epochs or clip_epochs < 1):
-            raise ValueError(f"clip_epochs must be a positive integer, got {clip_epochs!r}.")
-        device = resolve_device(accelerator)
+        cfg = TrainConfig.pick(locals(), cpu_threads=n_threads)  # validates every setting
+        for name, value in (("clip_epochs", clip_epochs), ("n_jobs", n_jobs)):
+            if value is not None and (int(value) != value or value < 1):
+                raise ValueError(f"{name} must be a positive integer or None, got {value!r}.")
         if clip_from is not None:
-            self._check_clip_source(clip_from)
-        if n_jobs is not None and (int(n_jobs) != n_jobs or n_jobs < 1):
-            raise ValueError(f"n_jobs must be a positive integer or None, got {n_jobs!r}.")
-        cells = np.flatnonzero(self._train_cells)
-        self._build(seed)
-        self._modules().to(device)
+            check_clip_source(self, clip_from)
+        device = resolve_device(accelerator)
+        self.module = build_members(self.params, self.n_features, self.objective, seed).to(device)
         self.device = device
+        cells = np.flatnonzero(self._train_cells)
         x = {m: to_tensor(v, device) for m, v in self._train_inputs.items()}
-        jobs = []
-        for j in range(self.n_members):
-            # Each member has its own seed (initialisation, validation split, batch order);
-            # member 0 is the single model trained with ``seed``.
-            seed_j = member_seed(seed, j)
-            tr_local, va_local = split_validation(len(cells), validation_size, seed_j)
-            tr, va = cells[tr_local], cells[va_local]
-            if j == 0:  # the scale of the reconstruction term, shared by all members
-                idx = torch.as_tensor(tr, device=device)
-                self.x_sq = {m: float((x[m][idx] ** 2).sum(1).mean()) for m in MODALITIES}
-            epochs = int(max_epochs or default_epochs(len(tr), batch_size))
-            epochs1 = int(clip_epochs or epochs)
-            clip_state, clip_hist = None, pd.DataFrame()
-            if clip_from is not None:
-                clip_state = clip_from.clips[j].state_dict()
-                clip_hist = clip_from._clip_history(j)
-            jobs.append(
-                MemberJob(
-                    clip=self.clips[j],
-                    branches={m: self.branches[member_key(m, j)] for m in MODALITIES}
-                    if self.branches
-                    else {},
-                    x=x,
-                    train_idx=tr,
-                    val_idx=va,
-                    cfg=dataclasses.replace(cfg, seed=seed_j),
-                    epochs=epochs,
-                    clip_epochs=epochs1,
-                    objective=self.objective.name,
-                    lam=self.params["lam"],
-                    club_weight=self.params.get("club_weight", 1.0),
-                    x_sq=self.x_sq,
-                    clip_state=clip_state,
-                    clip_history=clip_hist,
-                )
-            )
-        workers = self._n_workers(n_jobs, device, len(jobs[0].train_idx), epochs, batch_size)
-        if workers > 1:
-            for job in jobs:
-                job.cfg = dataclasses.replace(job.cfg, progress_bar=False)
+        # the scale of the reconstruction term, from the first member's training cells
+        self.x_sq = reconstruction_scale(x, cells, validation_size, seed)
+        jobs = make_jobs(self, x, cells, cfg, validation_size, clip_epochs, clip_from)
+        updates = jobs[0].epochs * max(len(jobs[0].train_idx) // batch_size, 1)
+        workers = n_workers(n_jobs, device, self.n_members, updates)
         t0 = time.perf_counter()
-        with _progress_members(self.n_members, workers, progress_bar) as on_done:
-            results = run_members(jobs, workers, on_done)
-        t2 = time.perf_counter()
-        histories = []
-        for j, res in enumerate(results):
-            self.clips[j].load_state_dict(res.clip_state)
-            self.clips[j].eval()
-            for m, state in res.branch_states.items():
-                self.branches[member_key(m, j)].load_state_dict(state)
-                self.branches[member_key(m, j)].eval()
-            hist1, hist2 = res.clip_history, res.specific_history
-            hist1.insert(0, "step", "clip")
-            if len(hist2):
-                hist2.insert(0, "step", "specific")
-            for h in (hist1, hist2):
-                if len(h):
-                    h.insert(1, "member", j)
-            histories += [hist1, hist2]
-        self.history = pd.concat(histories, ignore_index=True)
-        n_clip = int((self.history["step"] == "clip").sum())
-        time_clip = sum(r.time_clip_s for r in results)
+        results = run_members(jobs, workers, progress_bar)
+        wall = time.perf_counter() - t0
+        for member, res in zip(self.module, results, strict=True):
+            member.load_state_dict(res.state)
+            member.eval()
+        self.history = collect_history(results)
         self.train_params = {
-            "max_epochs": epochs,
-            "clip_epochs": epochs1,
-            "epochs_run_clip": n_clip // self.n_members,
-            "epochs_run_specific": (len(self.history) - n_clip) // self.n_members,
-            "batch_size": batch_size,
-            "lr": lr,
-            "seed": seed,
-            "q_schedule": q_schedule,
-            "q_steps": q_steps,
-            "q_epochs": q_epochs,
+            **{k: v for k, v in dataclasses.asdict(cfg).items() if k in _RECORDED},
+            "max_epochs": jobs[0].epochs,
+            "clip_epochs": jobs[0].clip_epochs,
+            "epochs_run_clip": int((self.history["step"] == "clip").sum()) // self.n_members,
+            "epochs_run_specific": int((self.history["step"] == "specific").sum())
+            // self.n_members,
             "validation_size": validation_size,
-            "early_stopping": early_stopping,
-            "n_train": len(tr),
-            "n_validation": len(va),
+            "n_train": len(jobs[0].train_idx),
+            "n_validation": len(jobs[0].val_idx),
             "device": str(device),
             "n_jobs": workers,
-            "time_clip_s": round(time_clip, 3),
+            "time_clip_s": round(sum(r.time_clip_s for r in results), 3),
             "time_specific_s": round(sum(r.time_specific_s for r in results), 3),
-            "time_wall_s": round(t2 - t0, 3),
+            "time_wall_s": round(wall, 3),
         }
         self.is_trained = True
-        logger.info("trained in %.1f s on %s (%d worker(s))", t2 - t0, device, workers)
-
-    def _n_workers(
-        self, n_jobs: int | None, device: torch.device, n_train: int, epochs: int, batch_size: int
-    ) -> int:
-        if device.type != "cpu" or self.n_members == 1:
-            return 1
-        if n_jobs is not None:
-            return min(int(n_jobs), self.n_members)
-        updates = epochs * max(n_train // batch_size, 1)
-        if updates < 1000:
-            return 1
-        if not spawn_is_safe():
-            logger.info(
-                "members train one after another: worker processes would re-run this script; "
-                "pass n_jobs (with the script's work under `if __name__ == '__main__':`)"
-            )
-            return 1
-        return max(1, min(self.n_members, available_cores()))
+        logger.info("trained in %.1f s on %s (%d worker(s))", wall, device, workers)
 
     def _clip_history(self, member: int) -> pd.DataFrame:
         """Member ``member``'s step-1 history, without the step and member columns."""
         hist = self.history
-        if hist is None:
-            return pd.DataFrame()
-        keep = hist["step"] == "clip"
-        if "member" in hist:
-            keep &= hist["member"] == member
-        hist = hist[keep].drop(columns=[c for c in ("step", "member") if c in hist])
-        return hist.dropna(axis=1, how="all").reset_index(drop=True)
-
-    def _check_clip_source(self, other: IndiSeek) -> None:
-        if not other.is_trained:
-            raise ValueError("clip_from must be a trained IndiSeek model.")
-        keys = ("n_shared", "n_hidden", "n_layers", "n_members")
-        mine = [self.params.get(k, 1) for k in keys]
-        theirs = [other.params.get(k, 1) for k in keys]
-        if other.n_features != self.n_features or mine != theirs:
-            raise ValueError(
-                "clip_from was built with other inputs or sizes: features "
-                f"{other.n_features} vs {self.n_features}, {list(keys)} {theirs} vs {mine}."
-            )
-
-    # The MuData is not kept on the model (it may be large and is the user's); what training
-    # needs is captured at construction.
-    def _capture(self, mdata: MuData) -> None:
-        inputs = self._inputs(mdata)
-        split = self.setup.get("split_key", K.SPLIT)
-        if split in mdata.obs:
-            train = (mdata.obs[split].astype(str) == "train").to_numpy()
-        else:
-            train = np.ones(len(inputs["rna"]), dtype=bool)
-        self._train_cells = train
-        self._train_inputs = inputs
-
-    # ------------------------------------------------------------------ outputs
-    def _require_trained(self) -> None:
-        if not self.is_trained:
-            raise RuntimeError("The model is not trained yet; call model.train() first.")
-
-    def _new_inputs(self, mdata: MuData) -> dict[str, np.ndarray]:
-        s = self.setup
-        reps_missing = any(
-            s[f"{m}_rep"] not in get_modality(mdata, s[m], m).obsm for m in MODALITIES
-        )
-        if reps_missing and self.prepare_state is not None:
-            from ..pp import prepare
-
-            logger.info("preparing new cells with the training preprocessing")
-            prepare(mdata, rna=s["rna"], adt=s["adt"], reference=self.prepare_state)
-        elif self.prepare_state is not None:
-            theirs = mdata.uns.get(K.UNS, {}).get("prepare")
-            if theirs is not None and not _same_fit(theirs, self.prepare_state):
-                raise ValueError(
-                    "These cells were prepared with a different preprocessing fit than the one the "
-                    "model was trained on (other genes, moments or PCA loadings); run "
-                    "isk.pp.prepare(new_mdata, reference=training_mdata) instead."
-                )
-        inputs = self._inputs(mdata)
-        for m in MODALITIES:
-            if inputs[m].shape[1] != self.n_features[m]:
-                raise ValueError(
-                    f"Modality {s[m]!r}: .obsm[{s[f'{m}_rep']!r}] has {inputs[m].shape[1]} features "
-                    f"but the model was trained on {self.n_features[m]}."
-                )
-            if not np.all(np.isfinite(inputs[m])):
-                raise ValueError(f"Modality {s[m]!r}: .obsm[{s[f'{m}_rep']!r}] holds NaN or inf.")
-        return inputs
-
-    def get_representations(
-        self, mdata: MuData | None = None, *, members: bool = False
-    ) -> dict[str, np.ndarray]:
-        """Shared and specific features of every cell.
-
-        Parameters
-        ----------
-        mdata
-            The training MuData or new cells with the same features (``None``: the cells the
-            model was built on). New cells without prepared inputs are prepared with the
-            training preprocessing first.
-        members
-            False: the first ensemble member's features (``n_shared`` and ``n_specific``
-            columns). True: every member's, concatenated in member order (``n_members`` times
-            as many columns), as :func:`indiseek.tl.theta_arrays` expects with ``members``.
-
-        Returns
-        -------
-        ``{"C_rna", "C_adt", "Z_rna", "Z_adt"}`` → numpy arrays (cells × dims). For
-        ``objective="clip"`` the Z entries are the modality's own C.
-
-        Examples
-        --------
-        >>> reps = model.get_representations(mdata)  # doctest: +SKIP
-        >>> reps["Z_rna"].shape  # doctest: +SKIP
-        (600, 10)
-        """
-        self._require_trained()
-        inputs = self._train_inputs if mdata is None else self._new_inputs(mdata)
-        x1 = to_tensor(inputs["rna"], self.device)
-        x2 = to_tensor(inputs["adt"], self.device)
-        used = range(self.n_members if members else 1)
-        c = {m: [] for m in MODALITIES}
-        with torch.no_grad():
-            for clip in (self.clips[j] for j in used):
-                clip.eval()
-                for m, c_m in zip(MODALITIES, clip(x1, x2), strict=True):
-                    c[m].append(c_m.cpu().numpy())
-        out = {f"C_{m}": np.concatenate(c[m], axis=1) for m in MODALITIES}
-        for m in MODALITIES:
-            if self.branches:
-                out[f"Z_{m}"] = np.concatenate(
-                    [
-                        encode_chunks(
-                            self.branches[member_key(m, j)].encoder, inputs[m], self.device
-                        )
-                        for j in used
-                    ],
-                    axis=1,
-                )
-            else:
-                out[f"Z_{m}"] = out[f"C_{m}"].copy()
-        return out
-
-    def first_member(self, every: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The first member's columns of ``get_representations(members=True)``."""
-        return {k: np.split(v, self.n_members, axis=1)[0] for k, v in every.items()}
-
-    def write_obsm(self, mdata: MuData) -> None:
-        """Write the representations into ``mdata.obsm``.
-
-        Keys: ``X_indiseek_C_rna``, ``X_indiseek_C_adt``, ``X_indiseek_Z_rna``,
-        ``X_indiseek_Z_adt`` and ``X_indiseek`` (the four concatenated, in that order, each
-        block scaled to unit total variance so that no block dominates distances: C is
-        L2-normalised while Z has unit variance per dimension). These hold the first ensemble
-        member; with ``n_members > 1`` every member's Z also goes, concatenated, to
-        ``X_indiseek_Z_rna_members`` and ``X_indiseek_Z_adt_members``, where
-        :func:`indiseek.tl.theta_score` finds them.
-        The model's settings go to ``mdata.uns["indiseek"]["model"]``.
-
-        Examples
-        --------
-        >>> model.write_obsm(mdata)  # doctest: +SKIP
-        """
-        every = self.get_representations(mdata, members=True)
-        reps = self.first_member(every)
-        for k, key in K.OBSM.items():
-            mdata.obsm[key] = reps[k]
-        mdata.obsm[K.OBSM_ALL] = concatenate_blocks([reps[k] for k in K.OBSM])
-        if self.n_members > 1 and self.branches:
-            for k, key in K.OBSM_MEMBERS.items():
-                mdata.obsm[key] = every[k]
-        else:  # members of an earlier model would no longer match the Z keys
-            for key in K.OBSM_MEMBERS.values():
-                mdata.obsm.pop(key, None)
-        mdata.uns.setdefault(K.UNS, {})["model"] = {
-            **self.params,
-            **{k: v for k, v in self.train_params.items() if not isinstance(v, bool | type(None))},
-            "z_is_c": not bool(self.branches),
-        }
-
-    # ------------------------------------------------------------------ diagnostics
-    def disentanglement(
-        self, mdata: MuData | None = None, cells: Literal["test", "all"] = "test", seed: int = 0
-    ) -> pd.DataFrame:
-        """How much of the other modality's shared features each Z still carries.
-
-        For each modality i: the R² with which a k-nearest-neighbour regression predicts
-        C_other from Z_i (cross-validated, see :func:`indiseek.tl.predictability`), the same
-        from C_i for reference, and the relative reconstruction error of X_i from (Z_i, C_i).
-        Computed for the first ensemble member.
-
-        Parameters
-        ----------
-        mdata
-            Cells to evaluate (``None``: the training MuData's cells).
-        cells
-            ``"test"``: cells outside the training split when a split exists; ``"all"``.
-        seed
-            Seed of the cross-validation folds.
-
-        Returns
-        -------
-        DataFrame indexed by modality.
-
-        Examples
-        --------
-        >>> model.disentanglement()  # doctest: +SKIP
-        """
-        from ..tl._leakage import predictability
-
-        self._require_trained()
-        reps = self.get_representations(mdata)
-        inputs = self._train_inputs if mdata is None else self._new_inputs(mdata)
-        mask = np.ones(len(inputs["rna"]), dtype=bool)
-        if cells == "test" and mdata is None and (~self._train_cells).any():
-            mask = ~self._train_cells
-        other = {"rna": "adt", "adt": "rna"}
-        rows = {}
-        for m in MODALITIES:
-            z, c_own, c_other = (
-                reps[f"Z_{m}"][mask],
-                reps[f"C_{m}"][mask],
-                reps[f"C_{other[m]}"][mask],
-            )
-            row = {
-                "r2_Z_to_C_other": predictability(z, c_other, seed=seed),
-                "r2_C_own_to_C_other": predictability(c_own, c_other, seed=seed),
-                "n_cells": int(mask.sum()),
-            }
-            if self.branches:
-                x = inputs[m][mask]
-                dec_in = np.concatenate([z, c_own], axis=1)
-                x_hat = encode_chunks(self.branches[m].decoder, dec_in, self.device)
-                row["rel_rec_error"] = float(((x_hat - x) ** 2).sum(1).mean() / self.x_sq[m])
-            rows[m] = row
-        return pd.DataFrame(rows).T
-
-    # ------------------------------------------------------------------ persistence
-    def save(self, path: str | Path, overwrite: bool = False) -> None:
-        """Save weights, settings, preprocessing fit and history to a directory.
-
-        Weights and arrays go to ``model.pt`` (tensors only, loadable with
-        ``torch.load(weights_only=True)``); settings, library versions and feature names to
-        ``config.json``; the training history to ``history.csv``.
-
-        Examples
-        --------
-        >>> model.save("my_model", overwrite=True)  # doctest: +SKIP
-        """
-        self._require_trained()
-        path = Path(path)
-        if path.exists() and any(path.iterdir()) and not overwrite:
-            raise FileExistsError(f"{path} exists and is not empty; pass overwrite=True.")
-        path.mkdir(parents=True, exist_ok=True)
-        tensors = {f"model.{k}": v.detach().cpu() for k, v in self._modules().state_dict().items()}
-        strings: dict[str, list[str]] = {}
-        if self.prepare_state is not None:
-            for key, value in _flatten(self.prepare_state):
-                arr = np.asarray(value)
-                if arr.dtype.kind in "USO":
-                    strings[key] = [str(v) for v in arr.ravel()] if arr.ndim else [str(arr)]
-                else:
-                    tensors[f"prepare.{key}"] = torch.as_tensor(
-                        arr.astype(arr.dtype.newbyteorder("="))
-                    )
-        torch.save(tensors, path / MODEL_FILE)
-        config = {
-            "format": 1,
-            "params": self.params,
-            "setup": self.setup,
-            "n_features": self.n_features,
-            "train_params": self.train_params,
-            "x_sq": self.x_sq,
-            "prepare_strings": strings,
-            "has_prepare": self.prepare_state is not None,
-            "versions": _versions(),
-        }
-        (path / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=_json_default))
-        if self.history is not None:
-            self.history.to_csv(path / HISTORY_FILE, index=False)
-
-    @classmethod
-    def load(
-        cls, path: str | Path, mdata: MuData | None = None, accelerator: str = "cpu"
-    ) -> IndiSeek:
-        """Load a model saved with :meth:`save`.
-
-        The weights file is read with ``torch.load(weights_only=True)``: a file that would run
-        code when unpickled is refused with a ``ValueError`` and nothing in it is executed.
-
-        Parameters
-        ----------
-        path
-            Directory written by :meth:`save`.
-        mdata
-            Optional MuData to attach (its inputs must match the model's features).
-        accelerator
-            Device to load onto.
-
-        Returns
-        -------
-        The trained model.
-
-        Examples
-        --------
-        >>> model = isk.IndiSeek.load("my_model", mdata)  # doctest: +SKIP
-        """
-        path = Path(path)
-        if not (path / MODEL_FILE).exists() or not (path / CONFIG_FILE).exists():
-            raise FileNotFoundError(
-                f"{path} is not a saved IndiSeek model (needs {MODEL_FILE} and {CONFIG_FILE})."
-            )
-        config = json.loads((path / CONFIG_FILE).read_text())
-        device = resolve_device(accelerator)
-        try:
-            tensors = torch.load(path / MODEL_FILE, map_location=device, weights_only=True)
-        except pickle.UnpicklingError as err:
-            raise ValueError(
-                f"Refusing to load {path / MODEL_FILE}: it holds objects other than plain tensors "
-                f"(it may have been tampered with), and loading it could run code. ({err})"
-            ) from err
-        if not isinstance(tensors, dict) or not all(
-            isinstance(v, torch.Tensor) for v in tensors.values()
-        ):
-            raise ValueError(f"{path / MODEL_FILE} does not hold a dictionary of tensors.")
-        model = cls.__new__(cls)
-        model.objective = get_objective(config["params"]["objective"])
-        model.params = config["params"]
-        model.setup = config["setup"]
-        model.n_features = config["n_features"]
-        model.train_params = config.get("train_params", {})
-        model.x_sq = config.get("x_sq", {})
-        model._build(seed=0)
-        state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-        model._modules().load_state_dict(state)
-        model._modules().to(device).eval()
-        model.device = device
-        model.prepare_state = None
-        if config.get("has_prepare"):
-            flat = {
-                k[len("prepare.") :]: v.cpu().numpy()
-                for k, v in tensors.items()
-                if k.startswith("prepare.")
-            }
-            flat.update({k: np.asarray(v) for k, v in config.get("prepare_strings", {}).items()})
-            model.prepare_state = _unflatten(flat)
-        hist = path / HISTORY_FILE
-        model.history = pd.read_csv(hist) if hist.exists() else None
-        model.is_trained = True
-        model._train_inputs = None
-        model._train_cells = None
-        if mdata is not None:
-            model._capture_for_inference(mdata)
-        return model
-
-    def _capture_for_inference(self, mdata: MuData) -> None:
-        inputs = self._new_inputs(mdata)
-        self._train_inputs = inputs
-        self._train_cells = np.zeros(len(inputs["rna"]), dtype=bool)
+        hist = hist[(hist["step"] == "clip") & (hist["member"] == member)]
+        return hist.drop(columns=["step", "member"]).dropna(axis=1, how="all")
 
     def __repr__(self) -> str:
         p = self.params
         state = "trained" if self.is_trained else "not trained"
         return (
             f"IndiSeek(objective={p['objective']!r}, lam={p['lam']}, n_shared={p['n_shared']}, "
-            f"n_specific={p['n_specific']}, n_hidden={p['n_hidden']}, n_layers={p['n_layers']}; "
-            f"inputs rna={self.n_features['rna']}, adt={self.n_features['adt']}; {state})"
+            f"n_specific={p['n_specific']}, n_hidden={p['n_hidden']}, n_layers={p['n_layers']}, "
+            f"n_members={p['n_members']}; inputs rna={self.n_features['rna']}, "
+            f"adt={self.n_features['adt']}; {state})"
         )
 
 
-def concatenate_blocks(blocks: list[np.ndarray]) -> np.ndarray:
-    """Concatenate embeddings after scaling each to unit total variance."""
-    scaled = []
-    for b in blocks:
-        total = float(np.var(b, axis=0).sum())
-        scaled.append(b / np.sqrt(total) if total > 0 else b)
-    return np.concatenate(scaled, axis=1).astype(np.float32)
-
-
-def _flatten(d: dict, prefix: str = "") -> list[tuple[str, Any]]:
-    out = []
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.extend(_flatten(v, key + "."))
-        else:
-            out.append((key, v))
-    return out
-
-
-def _unflatten(flat: dict[str, Any]) -> dict:
-    out: dict = {}
-    for key, value in flat.items():
-        parts = key.split(".")
-        node = out
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        arr = np.asarray(value)
-        node[parts[-1]] = arr.item() if arr.ndim == 0 else arr
-    return out
-
-
-def _same_fit(a: dict, b: dict) -> bool:
-    try:
-        la, lb = np.asarray(a["rna"]["loadings"]), np.asarray(b["rna"]["loadings"])
-        ga, gb = (
-            np.asarray(a["rna"]["genes"]).astype(str),
-            np.asarray(b["rna"]["genes"]).astype(str),
-        )
-        ma, mb = np.asarray(a["adt"]["mean"]), np.asarray(b["adt"]["mean"])
-    except KeyError:
-        return True
-    return (
-        la.shape == lb.shape
-        and np.allclose(la, lb, atol=1e-6)
-        and np.array_equal(ga, gb)
-        and ma.shape == mb.shape
-        and np.allclose(ma, mb, atol=1e-6)
-    )
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)
+_RECORDED = ("batch_size", "lr", "seed", "q_schedule", "q_steps", "q_epochs", "early_stopping")

@@ -1,4 +1,4 @@
-"""Matplotlib figures of IndiSeek's results. Each returns the Figure and can save it."""
+"""Figures of embeddings, method comparisons and training curves."""
 
 from __future__ import annotations
 
@@ -11,177 +11,11 @@ import pandas as pd
 
 from .. import _keys as K
 from .._validate import find_labels, get_obsm
+from ._common import OKABE_ITO, doc_params, finish, new_axes, palette
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from mudata import MuData
-
-# Okabe–Ito: distinguishable with the common colour-vision deficiencies.
-OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"]
-
-
-def _palette(n: int) -> list:
-    if n <= len(OKABE_ITO):
-        return OKABE_ITO[:n]
-    import matplotlib.pyplot as plt
-
-    cmap = plt.get_cmap("tab20" if n <= 20 else "gist_ncar")
-    return [cmap(i / max(n - 1, 1)) if n > 20 else cmap(i) for i in range(n)]
-
-
-def _figure(ax, figsize: tuple[float, float]):
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        return plt.subplots(figsize=figsize)
-    return ax.figure, ax
-
-
-def _parent_colors(parents: pd.Series) -> dict[str, object]:
-    names = list(pd.unique(parents.astype(str)))
-    return dict(zip(names, _palette(len(names)), strict=True))
-
-
-def _finish(fig: Figure, save: str | os.PathLike | None) -> Figure:
-    fig.tight_layout()
-    if save is not None:
-        fig.savefig(save, dpi=150, bbox_inches="tight")
-    return fig
-
-
-def theta_ranking(
-    table: pd.DataFrame,
-    *,
-    title: str | None = None,
-    ax=None,
-    save: str | os.PathLike | None = None,
-) -> Figure:
-    """Mean θ per cell type, sorted, coloured by level-1 parent (paper Figure 4, left).
-
-    Parameters
-    ----------
-    table
-        Output of :func:`indiseek.tl.rank_comparison` (with ``parent_key`` for colours).
-    title
-        Figure title.
-    ax
-        Axes to draw on (default: a new figure).
-    save
-        Path to save the figure to.
-
-    Returns
-    -------
-    The matplotlib Figure.
-
-    Examples
-    --------
-    >>> table = isk.tl.rank_comparison(mdata, parent_key="celltype.l1")  # doctest: +SKIP
-    >>> isk.pl.theta_ranking(table)  # doctest: +SKIP
-    """
-    from matplotlib.patches import Patch
-
-    t = table.sort_values("mean_theta")
-    fig, ax = _figure(ax, (6.5, max(3.0, 0.28 * len(t) + 1.2)))
-    if "parent" in t:
-        colors = _parent_colors(t["parent"])
-        parents = list(colors)
-        bar_colors = [colors[str(p)] for p in t["parent"]]
-        ax.legend(
-            handles=[Patch(color=colors[p], label=p) for p in parents],
-            title="level-1 type",
-            loc="lower right",
-            fontsize=8,
-            title_fontsize=8,
-            frameon=False,
-        )
-    else:
-        bar_colors = OKABE_ITO[4]
-    y = np.arange(len(t))
-    bars = ax.barh(y, t["mean_theta"], color=bar_colors)
-    for bar, included in zip(bars, t["included"], strict=True):
-        if not included:  # excluded from the ranks (too few cells): drawn faint and hatched
-            bar.set_alpha(0.35)
-            bar.set_hatch("//")
-    ax.set_yticks(
-        y, [f"{i} (n={n})" for i, n in zip(t.index, t["n_cells"], strict=True)], fontsize=8
-    )
-    ax.axvline(0, color="0.3", lw=0.8)
-    ax.set_xlabel(
-        "mean θ = log(β_RNA / β_ADT)\n← defined by ADT-specific features   ·   defined by RNA-specific features →"
-    )
-    ax.set_title(title or "Which modality defines each cell type (mean θ per type)")
-    return _finish(fig, save)
-
-
-def rank_scatter(
-    table: pd.DataFrame,
-    *,
-    title: str | None = None,
-    ax=None,
-    save: str | os.PathLike | None = None,
-) -> Figure:
-    """Rank of mean θ against rank of mean WNN RNA weight per type; ρ in the title (Figure 4, right).
-
-    Parameters
-    ----------
-    table
-        Output of :func:`indiseek.tl.rank_comparison`.
-    title
-        Title prefix.
-    ax
-        Axes to draw on.
-    save
-        Path to save the figure to.
-
-    Returns
-    -------
-    The matplotlib Figure.
-
-    Examples
-    --------
-    >>> isk.pl.rank_scatter(table)  # doctest: +SKIP
-    """
-
-    t = table[table["included"]]
-    ref = "mean_weight" if "mean_weight" in t else "reference"
-    fig, ax = _figure(ax, (5.5, 5.0))
-    if "parent" in t:
-        colors = _parent_colors(t["parent"])
-        parents = list(colors)
-        for p in parents:
-            s = t[t["parent"].astype(str) == p]
-            ax.scatter(
-                s["weight_rank"],
-                s["theta_rank"],
-                color=colors[p],
-                label=p,
-                s=40,
-                edgecolor="k",
-                lw=0.4,
-            )
-        ax.legend(title="level-1 type", fontsize=8, title_fontsize=8, frameon=False)
-    else:
-        ax.scatter(
-            t["weight_rank"], t["theta_rank"], color=OKABE_ITO[4], s=40, edgecolor="k", lw=0.4
-        )
-    for name, row in t.iterrows():
-        ax.annotate(
-            str(name),
-            (row["weight_rank"], row["theta_rank"]),
-            fontsize=6,
-            alpha=0.8,
-            xytext=(3, 3),
-            textcoords="offset points",
-        )
-    n = len(t)
-    ax.plot([1, n], [1, n], color="0.6", lw=0.8, ls="--")
-    what = "mean WNN RNA weight" if ref == "mean_weight" else "reference (truth)"
-    ax.set_xlabel(f"rank of {what} (1 = most RNA-weighted)")
-    ax.set_ylabel("rank of mean θ (1 = most RNA-specific)")
-    rho = table.attrs.get("spearman", float("nan"))
-    p = table.attrs.get("pvalue", float("nan"))
-    ax.set_title(f"{title + ': ' if title else ''}Spearman ρ = {rho:.3f} (p = {p:.2g}, {n} types)")
-    return _finish(fig, save)
 
 
 def _umap(mdata: MuData, key: str, recompute: bool, seed: int) -> np.ndarray:
@@ -197,6 +31,7 @@ def _umap(mdata: MuData, key: str, recompute: bool, seed: int) -> np.ndarray:
     return coords
 
 
+@doc_params
 def embeddings(
     mdata: MuData,
     color: str | Sequence[str] = ("celltype.l1", "celltype.l2"),
@@ -226,12 +61,7 @@ def embeddings(
         UMAP seed.
     point_size
         Marker size (default scales with the number of cells).
-    save
-        Path to save the figure to.
-
-    Returns
-    -------
-    The matplotlib Figure.
+    {save}
 
     Examples
     --------
@@ -260,7 +90,7 @@ def embeddings(
     for r, ck in enumerate(colors):
         labels = find_labels(mdata, ck).astype(str).to_numpy()
         cats = sorted(pd.unique(labels))
-        pal = dict(zip(cats, _palette(len(cats)), strict=True))
+        pal = dict(zip(cats, palette(len(cats)), strict=True))
         point_colors = [pal[v] for v in labels]
         for c, key in enumerate(keys):
             ax = axes[r, c]
@@ -283,9 +113,10 @@ def embeddings(
             title=ck,
             title_fontsize=8,
         )
-    return _finish(fig, save)
+    return finish(fig, save)
 
 
+@doc_params
 def compare_methods(
     df: pd.DataFrame,
     metric: str = "spearman",
@@ -301,14 +132,7 @@ def compare_methods(
         Output of :func:`indiseek.tl.compare_methods`.
     metric
         Column to plot (``"spearman"``, ``"ARI_all"``, ...).
-    ax
-        Axes to draw on.
-    save
-        Path to save the figure to.
-
-    Returns
-    -------
-    The matplotlib Figure.
+    {ax_save}
 
     Examples
     --------
@@ -319,9 +143,9 @@ def compare_methods(
         raise KeyError(
             f"No column {metric!r} in the comparison table; columns: {list(df.columns)}."
         )
-    fig, ax = _figure(ax, (6, 4))
+    fig, ax = new_axes(ax, (6, 4))
     objs = list(pd.unique(df["objective"]))
-    pal = dict(zip(objs, _palette(len(objs)), strict=True))
+    pal = dict(zip(objs, palette(len(objs)), strict=True))
     lams = sorted(df["lam"].dropna().unique())
     for obj in objs:
         d = df[df["objective"] == obj]
@@ -348,9 +172,10 @@ def compare_methods(
     n_seeds = df["seed"].nunique()
     ax.set_title(f"Methods across λ (mean ± sd over {n_seeds} seed{'s' if n_seeds > 1 else ''})")
     ax.legend(fontsize=8, frameon=False)
-    return _finish(fig, save)
+    return finish(fig, save)
 
 
+@doc_params
 def training_curves(
     history: pd.DataFrame, *, member: int = 0, save: str | os.PathLike | None = None
 ) -> Figure:
@@ -363,12 +188,7 @@ def training_curves(
     member
         Ensemble member to show (``model.history["member"]``; the models of an ensemble train
         one after another on the same schedule).
-    save
-        Path to save the figure to.
-
-    Returns
-    -------
-    The matplotlib Figure.
+    {save}
 
     Examples
     --------
@@ -409,4 +229,4 @@ def training_curves(
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("epoch")
         ax.legend(fontsize=7, frameon=False)
-    return _finish(fig, save)
+    return finish(fig, save)

@@ -293,38 +293,18 @@ def prepare(
     >>> mdata.mod["rna"].obsm["X_indiseek_pca"].shape
     (500, 50)
     """
-    rna_ad = get_modality(mdata, rna, "rna")
-    adt_ad = get_modality(mdata, adt, "adt")
-    check_same_cells(mdata, rna, adt)
-    if not rna_ad.obs_names.equals(adt_ad.obs_names):
-        raise ValueError(
-            f"Modalities {rna!r} and {adt!r} hold the same cells in a different order; reorder "
-            f"one, e.g. mdata.mod[{adt!r}] = mdata.mod[{adt!r}][mdata.mod[{rna!r}].obs_names]."
-        )
-    if n_top_genes < 2:
-        raise ValueError(f"n_top_genes must be >= 2, got {n_top_genes}.")
-    if adt_clr_axis not in (0, 1):
-        raise ValueError(f"adt_clr_axis must be 0 or 1, got {adt_clr_axis!r}.")
-    obs_names = rna_ad.obs_names
+    rna_ad, adt_ad, rna_counts, adt_counts = _checked_counts(
+        mdata, rna, adt, rna_layer, adt_layer, n_top_genes, adt_clr_axis
+    )
     n = rna_ad.n_obs
-    rna_counts = get_matrix(rna_ad, rna_layer, rna)
-    adt_counts = get_matrix(adt_ad, adt_layer, adt)
-    check_counts(rna_counts, rna, obs_names, f"layer {rna_layer!r}" if rna_layer else ".X")
-    check_counts(adt_counts, adt, obs_names, f"layer {adt_layer!r}" if adt_layer else ".X")
-
     ref_state = None
     if reference is not None:
         ref_state = reference.uns[K.UNS]["prepare"] if hasattr(reference, "uns") else reference
         if train_size is not None:
             raise ValueError("train_size cannot be combined with reference= (nothing is fitted).")
-        train = np.ones(n, dtype=bool)
-    elif train_size is not None:
-        train = split_cells(n, train_size, seed)
-    else:
-        train = np.ones(n, dtype=bool)
+    train = np.ones(n, dtype=bool) if train_size is None else split_cells(n, train_size, seed)
     if train.sum() < 2:
         raise ValueError("At least 2 training cells are needed.")
-
     lognorm = _lognorm(rna_counts)
     if ref_state is None:
         rna_state = _fit_rna(
@@ -341,18 +321,9 @@ def prepare(
         rna_state = ref_state["rna"]
     rna_x = _apply_rna(lognorm, rna_ad.var_names, rna_state, rna)
 
-    if ref_state is not None:
-        _check_proteins(adt_ad, ref_state["adt"], adt)
-        axis = int(ref_state["adt"]["clr_axis"])
-        clr, _ = _clr(adt_counts, axis, train, ref_state["adt"])
-        adt_state = ref_state["adt"]
-    else:
-        clr, logmean = _clr(adt_counts, adt_clr_axis, train, None)
-        adt_state = _fit_adt(clr, train, adt_n_pcs, seed, adt)
-        adt_state["clr_axis"] = int(adt_clr_axis)
-        if logmean is not None:
-            adt_state["clr_logmean"] = logmean
-        adt_state["proteins"] = np.asarray(adt_ad.var_names, dtype=str)
+    clr, adt_state = _adt_clr(
+        adt_ad, adt_counts, train, ref_state, adt_clr_axis, adt_n_pcs, seed, adt
+    )
     adt_x = _apply_adt(clr, adt_state)
 
     rna_ad.obsm[K.RNA_INPUT] = rna_x
@@ -366,31 +337,57 @@ def prepare(
             )
         elif K.SPLIT in mdata.obs:
             del mdata.obs[K.SPLIT]
-    uns = mdata.uns.setdefault(K.UNS, {})
-    uns["prepare"] = {
-        "rna": rna_state,
-        "adt": adt_state,
-        "params": {
-            "rna": rna,
-            "adt": adt,
-            "rna_layer": rna_layer or "",
-            "adt_layer": adt_layer or "",
-            "n_pcs": int(rna_state["n_pcs"]),
-            "n_top_genes": len(rna_state["genes"]),
-            "scale_max": float(scale_max),
-            "adt_clr_axis": int(adt_state["clr_axis"]),
-            "adt_n_pcs": int(adt_state.get("n_pcs", 0)),
-            "train_size": -1 if train_size is None else float(train_size),
-            "n_train": int(train.sum()),
-            "seed": int(seed),
-            "from_reference": ref_state is not None,
-        },
-    }
-    logger.info(
-        "prepared %d cells (%d for fitting): RNA %d PCs of %d genes, ADT %d dims",
-        n,
-        int(train.sum()),
-        rna_x.shape[1],
-        len(rna_state["genes"]),
-        adt_x.shape[1],
+    params = dict(rna=rna, adt=adt, rna_layer=rna_layer or "", adt_layer=adt_layer or "")
+    params.update(
+        n_pcs=int(rna_state["n_pcs"]),
+        n_top_genes=len(rna_state["genes"]),
+        scale_max=float(scale_max),
+        adt_clr_axis=int(adt_state["clr_axis"]),
+        adt_n_pcs=int(adt_state.get("n_pcs", 0)),
+        train_size=-1 if train_size is None else float(train_size),
+        n_train=int(train.sum()),
+        seed=int(seed),
+        from_reference=ref_state is not None,
     )
+    uns = mdata.uns.setdefault(K.UNS, {})
+    uns["prepare"] = {"rna": rna_state, "adt": adt_state, "params": params}
+    msg = "prepared %d cells (%d for fitting): RNA %d PCs of %d genes, ADT %d dims"
+    logger.info(msg, n, train.sum(), rna_x.shape[1], len(rna_state["genes"]), adt_x.shape[1])
+
+
+def _adt_clr(adt_ad, counts, train, ref_state, clr_axis, n_pcs, seed, adt: str):
+    """CLR of the ADT counts and the ADT fit: learned on training cells, or the reference's."""
+    if ref_state is not None:
+        _check_proteins(adt_ad, ref_state["adt"], adt)
+        axis = int(ref_state["adt"]["clr_axis"])
+        clr, _ = _clr(counts, axis, train, ref_state["adt"])
+        return clr, ref_state["adt"]
+    clr, logmean = _clr(counts, clr_axis, train, None)
+    state = _fit_adt(clr, train, n_pcs, seed, adt)
+    state["clr_axis"] = int(clr_axis)
+    if logmean is not None:
+        state["clr_logmean"] = logmean
+    state["proteins"] = np.asarray(adt_ad.var_names, dtype=str)
+    return clr, state
+
+
+def _checked_counts(mdata, rna, adt, rna_layer, adt_layer, n_top_genes, adt_clr_axis):
+    """Both modalities (same cells, same order) and their count matrices, checked."""
+    rna_ad = get_modality(mdata, rna, "rna")
+    adt_ad = get_modality(mdata, adt, "adt")
+    check_same_cells(mdata, rna, adt)
+    if not rna_ad.obs_names.equals(adt_ad.obs_names):
+        raise ValueError(
+            f"Modalities {rna!r} and {adt!r} hold the same cells in a different order; reorder "
+            f"one, e.g. mdata.mod[{adt!r}] = mdata.mod[{adt!r}][mdata.mod[{rna!r}].obs_names]."
+        )
+    if n_top_genes < 2:
+        raise ValueError(f"n_top_genes must be >= 2, got {n_top_genes}.")
+    if adt_clr_axis not in (0, 1):
+        raise ValueError(f"adt_clr_axis must be 0 or 1, got {adt_clr_axis!r}.")
+    obs_names = rna_ad.obs_names
+    rna_counts = get_matrix(rna_ad, rna_layer, rna)
+    adt_counts = get_matrix(adt_ad, adt_layer, adt)
+    check_counts(rna_counts, rna, obs_names, f"layer {rna_layer!r}" if rna_layer else ".X")
+    check_counts(adt_counts, adt, obs_names, f"layer {adt_layer!r}" if adt_layer else ".X")
+    return rna_ad, adt_ad, rna_counts, adt_counts

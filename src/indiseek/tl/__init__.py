@@ -1,6 +1,7 @@
 """Tools: θ-scores, WNN weights, rank comparison, clustering metrics, method comparison."""
 
 from ._compare import compare_methods
+from ._disentangle import disentanglement
 from ._leakage import predictability
 from ._metrics import cluster_metrics
 from ._ranks import rank_comparison, rank_table
@@ -10,6 +11,7 @@ from ._wnn import wnn_weights
 __all__ = [
     "cluster_metrics",
     "compare_methods",
+    "disentanglement",
     "label_purity",
     "predictability",
     "rank_comparison",

@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys as K
+from .._embeddings import concatenate_blocks
 from .._validate import find_labels
+from ._metrics import cluster_scores
 from ._ranks import rank_table
 from ._theta import _subset_mask, theta_arrays
 
@@ -84,12 +86,9 @@ def compare_methods(
     >>> df = isk.tl.compare_methods(mdata, lams=[1, 10], seeds=[0, 1])  # doctest: +SKIP
     >>> isk.pl.compare_methods(df)  # doctest: +SKIP
     """
-    from sklearn.cluster import KMeans
-    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
     from tqdm.auto import tqdm
 
     from ..model import IndiSeek
-    from ..model._indiseek import concatenate_blocks
 
     model_kwargs = dict(model_kwargs or {})
     train_kwargs = {"progress_bar": False, **(train_kwargs or {})}
@@ -126,7 +125,7 @@ def compare_methods(
         )
         # θ averages over every ensemble member (the clip objective has no Z: its first
         # member's C, as before); clustering uses the first member's features.
-        members = model.n_members if model.branches else 1
+        members = model.n_members if model.objective.has_specific else 1
         z = every if members > 1 else reps
         theta, _, _ = theta_arrays(z["Z_rna"][mask], z["Z_adt"][mask], lab, k, members=members)
         table = rank_table(lab, theta, weights=weights, reference=reference, min_cells=min_cells)
@@ -140,10 +139,7 @@ def compare_methods(
             "clip_reused": reuse is not None,
         }
         for emb in cluster_embeddings:
-            pred = KMeans(n_clusters=n_labels, n_init=10, random_state=seed).fit_predict(
-                reps[emb][mask]
-            )
-            row[f"ARI_{emb}"] = adjusted_rand_score(lab, pred)
-            row[f"NMI_{emb}"] = normalized_mutual_info_score(lab, pred)
+            ari, nmi = cluster_scores(reps[emb][mask], lab, n_labels, seed=seed)
+            row[f"ARI_{emb}"], row[f"NMI_{emb}"] = ari, nmi
         rows.append(row)
     return pd.DataFrame(rows)

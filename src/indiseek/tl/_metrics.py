@@ -62,9 +62,6 @@ def cluster_metrics(
     --------
     >>> isk.tl.cluster_metrics(mdata, label_key=["celltype.l1", "celltype.l2"])  # doctest: +SKIP
     """
-    from sklearn.cluster import KMeans
-    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
-
     labels_keys = [label_key] if isinstance(label_key, str) else list(label_key)
     if obsm_keys is None:
         obsm_keys = [k for k in DEFAULT_KEYS if k in mdata.obsm]
@@ -84,16 +81,28 @@ def cluster_metrics(
                 f"Label {lk!r}: {mask.sum()} labelled cells and {k} labels; need more cells than labels and at least 2 labels."
             )
         for key in obsm_keys:
-            x = get_obsm(mdata, key)[mask]
-            pred = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(x)
+            ari, nmi = cluster_scores(get_obsm(mdata, key)[mask], lab, k, n_init, seed)
             rows.append(
                 {
                     "embedding": key,
                     "label_key": lk,
                     "n_clusters": int(k),
                     "n_cells": int(mask.sum()),
-                    "ARI": float(adjusted_rand_score(lab, pred)),
-                    "NMI": float(normalized_mutual_info_score(lab, pred)),
+                    "ARI": ari,
+                    "NMI": nmi,
                 }
             )
     return pd.DataFrame(rows)
+
+
+def cluster_scores(
+    x: np.ndarray, labels: np.ndarray, n_clusters: int, n_init: int = 10, seed: int = 0
+) -> tuple[float, float]:
+    """ARI and NMI of k-means (``n_clusters``) on ``x`` against ``labels``: arrays in, numbers out."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    pred = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed).fit_predict(x)
+    return float(adjusted_rand_score(labels, pred)), float(
+        normalized_mutual_info_score(labels, pred)
+    )

@@ -96,9 +96,9 @@ def wnn_weights(
     Parameters
     ----------
     mdata
-        MuData with paired RNA and ADT counts.
+        MuData with paired RNA and ADT counts (raw, in ``.X`` or the layers below).
     rna, adt
-        Modality names.
+        Names of the RNA and ADT modalities in ``mdata.mod``.
     weights
         Existing per-cell RNA weights instead of computing them.
     column

@@ -1,0 +1,170 @@
+"""The ensemble: member seeds, one job per member, and running the jobs (in parallel on CPUs).
+
+Members are independent models. On a CPU with spare cores they train at once in joblib's
+``loky`` worker processes, one thread each: loky needs no ``if __name__ == "__main__":`` guard
+in a user's script, and a member's result does not depend on where it was trained (its seed,
+initialisation and batch order travel in the job).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..nn import IndiSeekModule, MemberJob, MemberResult, Objective, default_epochs, train_member
+from ._arrays import split_validation
+
+logger = logging.getLogger(__name__)
+
+#: Below this many updates per member, starting workers costs more than it saves.
+MIN_PARALLEL_UPDATES = 1000
+
+
+def member_seed(seed: int, member: int) -> int:
+    """Seed of ensemble member ``member``: ``seed`` itself for the first, then derived ones."""
+    if member == 0:
+        return int(seed)
+    return int(np.random.SeedSequence([int(seed), member]).generate_state(1)[0] % (2**31))
+
+
+def build_members(
+    params: dict, n_features: dict[str, int], objective: Objective, seed: int
+) -> torch.nn.ModuleList:
+    """``n_members`` freshly initialised members, member ``j`` drawn from ``member_seed(seed, j)``."""
+    members = []
+    for j in range(int(params["n_members"])):
+        torch.manual_seed(member_seed(seed, j))
+        members.append(
+            IndiSeekModule(
+                n_features,
+                params["n_shared"],
+                params["n_specific"],
+                params["n_hidden"],
+                params["n_layers"],
+                temperature=params["temperature"],
+                learn_temperature=params["learn_temperature"],
+                specific=objective.has_specific,
+                critics=objective.uses_critics,
+                normalize_z=params["normalize_z"],
+            )
+        )
+    return torch.nn.ModuleList(members)
+
+
+def available_cores() -> int:
+    """CPU cores this process may use (respects affinity masks, e.g. in containers)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def n_workers(n_jobs: int | None, device: torch.device, n_members: int, updates: int) -> int:
+    """Worker processes for the members: parallel on CPUs only, never more than cores."""
+    if device.type != "cpu" or n_members == 1:
+        return 1
+    if n_jobs is not None:
+        return min(int(n_jobs), n_members)
+    if updates < MIN_PARALLEL_UPDATES:
+        return 1
+    return max(1, min(n_members, available_cores()))
+
+
+def run_members(jobs: Sequence[MemberJob], workers: int, progress_bar: bool) -> list[MemberResult]:
+    """Train every member, ``workers`` at a time; results in member order."""
+    from tqdm.auto import tqdm
+
+    if workers > 1:  # one bar over members instead of interleaved per-epoch bars
+        jobs = [
+            dataclasses.replace(j, cfg=dataclasses.replace(j.cfg, progress_bar=False)) for j in jobs
+        ]
+    bar = tqdm(
+        total=len(jobs),
+        desc=f"ensemble ({workers} worker{'s' if workers > 1 else ''})",
+        unit="member",
+        disable=not progress_bar or workers == 1 or len(jobs) == 1,
+    )
+    if workers > 1:
+        from joblib import Parallel, delayed
+
+        results = Parallel(n_jobs=workers, backend="loky", return_as="generator")(
+            delayed(train_member)(job) for job in jobs
+        )
+    else:
+        results = (train_member(job) for job in jobs)
+    out = []
+    with bar:
+        for j, res in enumerate(results):
+            logger.info("member %d of %d trained", j + 1, len(jobs))
+            bar.update()
+            out.append(res)
+    return out
+
+
+def collect_history(results: Sequence[MemberResult]) -> pd.DataFrame:
+    """Every member's step-1 and step-2 histories in one table (columns ``step``, ``member``)."""
+    parts = []
+    for j, res in enumerate(results):
+        for step, hist in (("clip", res.clip_history), ("specific", res.specific_history)):
+            if len(hist):
+                parts.append(hist.assign(step=step, member=j)[["step", "member", *hist.columns]])
+    return pd.concat(parts, ignore_index=True)
+
+
+def reconstruction_scale(
+    x: dict[str, torch.Tensor], cells: np.ndarray, validation_size: float, seed: int
+) -> dict[str, float]:
+    """E‖X‖² per modality over the first member's training cells (shared by all members)."""
+    tr_local, _ = split_validation(len(cells), validation_size, member_seed(seed, 0))
+    idx = torch.as_tensor(cells[tr_local], device=next(iter(x.values())).device)
+    return {m: float((v[idx] ** 2).sum(1).mean()) for m, v in x.items()}
+
+
+def make_jobs(model, x, cells, cfg, validation_size, clip_epochs, clip_from) -> list[MemberJob]:
+    """One job per member of ``model``: its seed, validation split, data and (reused) step 1."""
+    jobs = []
+    for j, member in enumerate(model.module):
+        # member 0 is the single model trained with ``seed``
+        seed_j = member_seed(cfg.seed, j)
+        tr_local, va_local = split_validation(len(cells), validation_size, seed_j)
+        tr, va = cells[tr_local], cells[va_local]
+        epochs = int(cfg.max_epochs or default_epochs(len(tr), cfg.batch_size))
+        reuse = clip_from is not None
+        jobs.append(
+            MemberJob(
+                module=member,
+                x=x,
+                train_idx=tr,
+                val_idx=va,
+                cfg=dataclasses.replace(cfg, seed=seed_j),
+                epochs=epochs,
+                clip_epochs=int(clip_epochs or epochs),
+                objective=model.objective.name,
+                lam=model.params["lam"],
+                club_weight=model.params["club_weight"],
+                x_sq=model.x_sq,
+                clip_state=clip_from.module[j].clip.state_dict() if reuse else None,
+                clip_history=clip_from._clip_history(j) if reuse else pd.DataFrame(),
+            )
+        )
+    return jobs
+
+
+def check_clip_source(model, other) -> None:
+    """``other`` can lend ``model`` its trained step 1 (same inputs, sizes and members)."""
+    if not other.is_trained:
+        raise ValueError("clip_from must be a trained IndiSeek model.")
+    keys = ("n_shared", "n_hidden", "n_layers", "n_members")
+    mine = [model.params[k] for k in keys]
+    theirs = [other.params[k] for k in keys]
+    if other.n_features != model.n_features or mine != theirs:
+        raise ValueError(
+            "clip_from was built with other inputs or sizes: features "
+            f"{other.n_features} vs {model.n_features}, {list(keys)} {theirs} vs {mine}."
+        )

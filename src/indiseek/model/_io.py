@@ -1,0 +1,248 @@
+"""The saved-model format: a directory with tensors, settings and the training history.
+
+- ``model.pt``: weights and the numeric part of the preprocessing fit, tensors only, read with
+  ``torch.load(weights_only=True)`` so that loading never runs code;
+- ``config.json``: settings, registry, library versions and the string part of the fit;
+- ``history.csv``: per-epoch losses.
+
+Format 2 (indiseek ≥ 0.2) names weights ``<j>.clip…`` / ``<j>.branches.<role>…`` (member j);
+format 1 (0.1.0) files are converted on load by :func:`convert_v1_state`.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import platform
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..nn import get_objective
+from ._device import resolve_device
+from ._ensemble import build_members
+from ._registry import Registry
+
+if TYPE_CHECKING:
+    from mudata import MuData
+
+MODEL_FILE = "model.pt"
+CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.csv"
+FORMAT = 2
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the libraries a saved model was made with."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("indiseek", "torch", "numpy", "anndata", "mudata", "scanpy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def write(
+    path: str | Path,
+    state: dict[str, torch.Tensor],
+    config: dict[str, Any],
+    prepare_state: dict | None,
+    history: pd.DataFrame | None,
+    overwrite: bool,
+) -> None:
+    """Write a model directory (see the module docstring)."""
+    path = Path(path)
+    if path.exists() and any(path.iterdir()) and not overwrite:
+        raise FileExistsError(f"{path} exists and is not empty; pass overwrite=True.")
+    path.mkdir(parents=True, exist_ok=True)
+    tensors = {f"model.{k}": v.detach().cpu() for k, v in state.items()}
+    strings: dict[str, list[str]] = {}
+    for key, value in _flatten(prepare_state or {}):
+        arr = np.asarray(value)
+        if arr.dtype.kind in "USO":
+            strings[key] = [str(v) for v in arr.ravel()] if arr.ndim else [str(arr)]
+        else:
+            tensors[f"prepare.{key}"] = torch.as_tensor(arr.astype(arr.dtype.newbyteorder("=")))
+    torch.save(tensors, path / MODEL_FILE)
+    config = {
+        "format": FORMAT,
+        **config,
+        "prepare_strings": strings,
+        "has_prepare": prepare_state is not None,
+        "versions": versions(),
+    }
+    (path / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=_json_default))
+    if history is not None:
+        history.to_csv(path / HISTORY_FILE, index=False)
+
+
+def read(
+    path: str | Path, device: torch.device
+) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict | None, pd.DataFrame | None]:
+    """Read a model directory: (config, module state, preprocessing fit, history)."""
+    path = Path(path)
+    if not (path / MODEL_FILE).exists() or not (path / CONFIG_FILE).exists():
+        raise FileNotFoundError(
+            f"{path} is not a saved IndiSeek model (needs {MODEL_FILE} and {CONFIG_FILE})."
+        )
+    config = json.loads((path / CONFIG_FILE).read_text())
+    fmt = config.get("format", 1)
+    if fmt not in (1, FORMAT):
+        raise ValueError(
+            f"{path} was saved in format {fmt}; this indiseek reads formats 1 and {FORMAT}. "
+            "Upgrade indiseek to load it."
+        )
+    try:
+        tensors = torch.load(path / MODEL_FILE, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(
+            f"Refusing to load {path / MODEL_FILE}: it holds objects other than plain tensors "
+            f"(it may have been tampered with), and loading it could run code. ({err})"
+        ) from err
+    if not isinstance(tensors, dict) or not all(
+        isinstance(v, torch.Tensor) for v in tensors.values()
+    ):
+        raise ValueError(f"{path / MODEL_FILE} does not hold a dictionary of tensors.")
+    state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    if fmt == 1:
+        state = convert_v1_state(state)
+    prepare_state = None
+    if config.get("has_prepare"):
+        flat = {
+            k[len("prepare.") :]: v.cpu().numpy()
+            for k, v in tensors.items()
+            if k.startswith("prepare.")
+        }
+        flat.update({k: np.asarray(v) for k, v in config.get("prepare_strings", {}).items()})
+        prepare_state = _unflatten(flat)
+    hist = path / HISTORY_FILE
+    history = pd.read_csv(hist) if hist.exists() else None
+    return config, state, prepare_state, history
+
+
+_V1_KEY = re.compile(r"^(?:clip(?:_(\d+))?|branch_([a-z]+?)(?:_(\d+))?)\.(.+)$")
+
+
+def convert_v1_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename 0.1.0 weights (``clip_1.…``, ``branch_rna_1.…``) to ``<j>.…`` names (member j)."""
+    out = {}
+    for key, value in state.items():
+        match = _V1_KEY.match(key)
+        if match is None:
+            raise ValueError(f"Unexpected weight {key!r} in a format-1 IndiSeek file.")
+        clip_j, role, branch_j, rest = match.groups()
+        if role is None:
+            out[f"{int(clip_j or 0)}.clip.{rest}"] = value
+        else:
+            out[f"{int(branch_j or 0)}.branches.{role}.{rest}"] = value
+    return out
+
+
+def _flatten(d: dict, prefix: str = "") -> list[tuple[str, Any]]:
+    out = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.extend(_flatten(v, key + "."))
+        else:
+            out.append((key, v))
+    return out
+
+
+def _unflatten(flat: dict[str, Any]) -> dict:
+    out: dict = {}
+    for key, value in flat.items():
+        parts = key.split(".")
+        node = out
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        arr = np.asarray(value)
+        node[parts[-1]] = arr.item() if arr.ndim == 0 else arr
+    return out
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
+
+
+class SaveLoadMixin:
+    """``save`` and ``load`` of an IndiSeek model in the format above."""
+
+    def save(self, path: str | Path, overwrite: bool = False) -> None:
+        """Save weights, settings, preprocessing fit and history to a directory.
+
+        Weights and arrays go to ``model.pt`` (tensors only, loadable with
+        ``torch.load(weights_only=True)``); settings, library versions and feature names to
+        ``config.json``; the training history to ``history.csv``.
+
+        Examples
+        --------
+        >>> model.save("my_model", overwrite=True)  # doctest: +SKIP
+        """
+        self._require_trained()
+        config = {
+            "params": self.params,
+            "setup": self.setup,
+            "n_features": self.n_features,
+            "train_params": self.train_params,
+            "x_sq": self.x_sq,
+        }
+        write(path, self.module.state_dict(), config, self.prepare_state, self.history, overwrite)
+
+    @classmethod
+    def load(cls, path: str | Path, mdata: MuData | None = None, accelerator: str = "cpu") -> Any:
+        """Load a model saved with :meth:`save`.
+
+        The weights file is read with ``torch.load(weights_only=True)``: a file that would run
+        code when unpickled is refused with a ``ValueError`` and nothing in it is executed.
+
+        Parameters
+        ----------
+        path
+            Directory written by :meth:`save`.
+        mdata
+            Optional MuData to attach (its inputs must match the model's features).
+        accelerator
+            Device to load onto.
+
+        Returns
+        -------
+        The trained model.
+
+        Examples
+        --------
+        >>> model = isk.IndiSeek.load("my_model", mdata)  # doctest: +SKIP
+        """
+        device = resolve_device(accelerator)
+        config, state, prepare_state, history = read(path, device)
+        model = cls.__new__(cls)
+        model.objective = get_objective(config["params"]["objective"])
+        model.params = {"n_members": 1, "normalize_z": True, "club_weight": 1.0, **config["params"]}
+        model.registry = Registry(**config["setup"])
+        model.n_features = config["n_features"]
+        model.train_params = config.get("train_params", {})
+        model.x_sq = config.get("x_sq", {})
+        model.module = build_members(model.params, model.n_features, model.objective, seed=0)
+        model.module.load_state_dict(state)
+        model.module.to(device).eval()
+        model.device = device
+        model.prepare_state = prepare_state
+        model.history = history
+        model.is_trained = True
+        model._train_inputs = None
+        model._train_cells = None
+        if mdata is not None:
+            model._train_inputs = model._inputs_of(mdata)
+            model._train_cells = np.zeros(len(model._train_inputs["rna"]), dtype=bool)
+        return model
