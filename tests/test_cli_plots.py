@@ -40,14 +40,12 @@ def test_demo_small(tmp_path):
         "X_indiseek_Z_rna",
         "X_indiseek_Z_adt",
         "X_indiseek",
-        "X_indiseek_Z_rna_members",
     ):
         assert key in mdata.obsm
-    assert (
-        mdata.obsm["X_indiseek_Z_adt_members"].shape[1]
-        == 3 * mdata.obsm["X_indiseek_Z_adt"].shape[1]
-    )
+    n_specific = mdata.uns["indiseek"]["model"]["n_specific"]
+    assert mdata.obsm["X_indiseek_Z_adt"].shape[1] == 3 * n_specific  # the whole ensemble
     assert mdata.uns["indiseek"]["theta"]["members"] == 3  # θ averages the default 3 members
+    assert mdata.obsm["indiseek_theta_members"].shape == (mdata.n_obs, 3)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert {
         "theta_spearman",
@@ -90,7 +88,9 @@ def test_fit_real_file(tmp_path):
     )
     assert rc == 0
     mdata = md.read_h5mu(out)
-    assert mdata.obsm["X_indiseek"].shape == (800, 120)
+    p = mdata.uns["indiseek"]["model"]
+    width = p["n_members"] * 2 * (p["n_shared"] + p["n_specific"])
+    assert mdata.obsm["X_indiseek"].shape == (800, width)
     metrics = json.loads((tmp_path / "out_indiseek" / "metrics.json").read_text())
     assert np.isfinite(metrics["theta_spearman"])
     assert (tmp_path / "out_indiseek" / "model" / "model.pt").exists()

@@ -45,9 +45,11 @@ def test_real_data_all_objectives():
         model = isk.IndiSeek(mdata, objective=objective, n_hidden=32, n_layers=3)
         model.train(max_epochs=2, progress_bar=False)
         model.write_obsm(mdata)
-        z_dim = 50 if objective == "clip" else 10
-        assert mdata.obsm["X_indiseek"].shape == (800, 100 + 2 * z_dim)
-        assert mdata.obsm["X_indiseek_Z_rna"].shape == (800, z_dim)
+        p = model.params  # every member's features side by side
+        z_dim = p["n_shared"] if objective == "clip" else p["n_specific"]
+        k = p["n_members"]
+        assert mdata.obsm["X_indiseek"].shape == (800, k * (2 * p["n_shared"] + 2 * z_dim))
+        assert mdata.obsm["X_indiseek_Z_rna"].shape == (800, k * z_dim)
 
 
 def test_same_seed_same_representations(small_mdata):
@@ -108,7 +110,7 @@ def test_new_cells(trained, small_mdata_factory):
         n_cells=150, n_genes=300, n_proteins=20, n_types=10, seed=11
     )
     reps = model.get_representations(new)  # prepared with the training fit on the fly
-    assert reps["Z_rna"].shape == (150, 6)
+    assert reps["Z_rna"].shape == (150, 6 * model.n_members)
     assert "X_indiseek_pca" in new.mod["rna"].obsm
     # identical cells give identical representations whether seen in training or not
     sub = mdata[:40].copy()
@@ -193,28 +195,33 @@ def test_indiseek_removes_cross_modal_information():
 
 
 def test_ensemble_members(small_mdata, tmp_path):
-    """Member 0 is the single model; θ averages over members; save/load keeps them all."""
+    """Member 0 is the single model; obsm, θ and clustering read the whole ensemble."""
     n = small_mdata.n_obs
     single = isk.IndiSeek(small_mdata, **SMALL)
     single.train(max_epochs=2, progress_bar=False, seed=5)
     ens = isk.IndiSeek(small_mdata, **{**SMALL, "n_members": 3})
     ens.train(max_epochs=2, progress_bar=False, seed=5)
-    first, one = ens.get_representations(), single.get_representations()
+    first, one = ens.get_representations(members=False), single.get_representations()
     for key in one:
         np.testing.assert_array_equal(first[key], one[key])
-    every = ens.get_representations(members=True)
+    every = ens.get_representations()
     assert every["Z_rna"].shape == (n, 18) and every["C_adt"].shape == (n, 24)
     np.testing.assert_array_equal(every["Z_adt"][:, :6], one["Z_adt"])
     blocks = np.split(every["Z_rna"], 3, axis=1)
     assert not np.allclose(blocks[1], blocks[2], atol=1e-3)
+    train = (small_mdata.obs["indiseek_split"] == "train").to_numpy()
+    for b in blocks:  # each member's Z has unit mean variance on the training cells
+        assert abs(b[train].var(0).mean() - 1) < 1e-3
     assert sorted(ens.history["member"].unique()) == [0, 1, 2]
 
+    small_mdata.obsm["X_indiseek_Z_rna_members"] = np.zeros((n, 3))  # as 0.1 wrote it
     ens.write_obsm(small_mdata)
-    assert small_mdata.obsm["X_indiseek_Z_rna"].shape == (n, 6)
-    assert small_mdata.obsm["X_indiseek_Z_adt_members"].shape == (n, 18)
+    assert "X_indiseek_Z_rna_members" not in small_mdata.obsm
+    np.testing.assert_array_equal(small_mdata.obsm["X_indiseek_Z_rna"], every["Z_rna"])
+    assert small_mdata.obsm["X_indiseek"].shape == (n, 3 * (8 + 8 + 6 + 6))
     isk.tl.theta_score(small_mdata, subset="test")
     info = small_mdata.uns["indiseek"]["theta"]
-    assert info["members"] == 3 and info["rna_key"] == "X_indiseek_Z_rna_members"
+    assert info["members"] == 3 and info["rna_key"] == "X_indiseek_Z_rna"
     test = (small_mdata.obs["indiseek_split"] == "test").to_numpy()
     lab = small_mdata.obs["celltype.l2"].astype(object).to_numpy()[test]
     per_member = [
@@ -223,21 +230,29 @@ def test_ensemble_members(small_mdata, tmp_path):
             np.split(every["Z_rna"], 3, axis=1), np.split(every["Z_adt"], 3, axis=1), strict=True
         )
     ]
+    theta = small_mdata.obs["indiseek_theta"].to_numpy()
+    np.testing.assert_allclose(theta[test], np.mean(per_member, axis=0))
     np.testing.assert_allclose(
-        small_mdata.obs["indiseek_theta"].to_numpy()[test], np.mean(per_member, axis=0)
+        small_mdata.obsm["indiseek_theta_members"][test], np.stack(per_member, 1)
     )
+    table = isk.tl.rank_comparison(
+        small_mdata, reference=small_mdata.uns["synthetic_truth"]["rna_importance"], min_cells=1
+    )
+    assert (table["theta_min"] <= table["mean_theta"] + 1e-12).all()
+    assert (table["theta_max"] >= table["mean_theta"] - 1e-12).all()
+    assert table[["beta_rna", "beta_adt"]].stack().between(0, 1).all()
 
     ens.save(tmp_path / "ens")
     loaded = isk.IndiSeek.load(tmp_path / "ens", small_mdata)
-    np.testing.assert_array_equal(loaded.get_representations(members=True)["Z_adt"], every["Z_adt"])
+    np.testing.assert_array_equal(loaded.get_representations()["Z_adt"], every["Z_adt"])
     with pytest.raises(ValueError, match="n_members"):
         isk.IndiSeek(small_mdata, **SMALL).train(max_epochs=1, progress_bar=False, clip_from=ens)
     with pytest.raises(ValueError, match="member=5"):
         isk.pl.training_curves(ens.history, member=5)
 
-    # A single model written afterwards: its Z alone is used, stale member keys are gone.
+    # A single model written afterwards: its Z alone is used.
     single.write_obsm(small_mdata)
-    assert "X_indiseek_Z_rna_members" not in small_mdata.obsm
+    assert small_mdata.obsm["X_indiseek_Z_rna"].shape == (n, 6)
     isk.tl.theta_score(small_mdata, subset="test")
     assert small_mdata.uns["indiseek"]["theta"]["members"] == 1
 
@@ -257,7 +272,7 @@ def test_members_in_worker_processes_match_sequential(small_mdata):
         model = isk.IndiSeek(small_mdata, **{**SMALL, "n_members": 3})
         model.train(max_epochs=2, progress_bar=False, seed=4, n_jobs=n_jobs)
         assert model.train_params["n_jobs"] == n_jobs
-        reps.append(model.get_representations(members=True))
+        reps.append(model.get_representations())
     for key in reps[0]:
         np.testing.assert_array_equal(reps[0][key], reps[1][key])
     with pytest.raises(ValueError, match="n_jobs"):

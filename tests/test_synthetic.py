@@ -151,9 +151,7 @@ def test_bonemarrow_family():
     assert (a.mod["rna"].X != b.mod["rna"].X).nnz == 0
     truth = a.uns["synthetic_truth"]
     assert len(truth) == 27 and truth["celltype.l1"].nunique() == 5
-    np.testing.assert_allclose(
-        truth["rna_importance"], np.log(truth["len_rna"] / truth["len_adt"])
-    )
+    np.testing.assert_allclose(truth["rna_importance"], np.log(truth["len_rna"] / truth["len_adt"]))
     # T-cell subtypes are protein-defined, progenitors RNA-defined, as described
     assert (truth.loc[truth["celltype.l1"] == "T", "rna_importance"] < 0).all()
     assert (truth.loc[truth["celltype.l1"] == "Progenitor", "rna_importance"] > 0).all()

@@ -16,8 +16,6 @@ OBSM = {
     "Z_adt": "X_indiseek_Z_adt",
 }
 OBSM_ALL = "X_indiseek"
-# Every ensemble member's Z, concatenated (written when n_members > 1; θ averages over them).
-OBSM_MEMBERS = {
-    "Z_rna": "X_indiseek_Z_rna_members",
-    "Z_adt": "X_indiseek_Z_adt_members",
-}
+# Every member's Z as written by indiseek 0.1 (the Z keys now hold the whole ensemble).
+OBSM_MEMBERS_OLD = ("X_indiseek_Z_rna_members", "X_indiseek_Z_adt_members")
+THETA_MEMBERS = "indiseek_theta_members"

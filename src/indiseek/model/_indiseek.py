@@ -28,7 +28,7 @@ from ._ensemble import (
     reconstruction_scale,
     run_members,
 )
-from ._inference import RepresentationMixin
+from ._inference import RepresentationMixin, z_scales
 from ._io import SaveLoadMixin
 from ._registry import ROLES, Registry
 
@@ -152,6 +152,7 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
         self.history: pd.DataFrame | None = None
         self.train_params: dict[str, Any] = {}
         self.x_sq: dict[str, float] = {}
+        self.z_scale: dict[str, list[float]] | None = None
 
     @staticmethod
     def setup_mudata(
@@ -305,6 +306,10 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
             member.load_state_dict(res.state)
             member.eval()
         self.history = collect_history(results)
+        train_x = {m: v[self._train_cells] for m, v in self._train_inputs.items()}
+        self.z_scale = (
+            z_scales(self.module, train_x, device) if self.objective.has_specific else None
+        )
         self.train_params = {
             **{k: v for k, v in dataclasses.asdict(cfg).items() if k in _RECORDED},
             "max_epochs": jobs[0].epochs,

@@ -18,27 +18,47 @@ if TYPE_CHECKING:
 
 
 def encode(
-    members: Sequence[IndiSeekModule], inputs: dict[str, np.ndarray], device: torch.device
+    members: Sequence[IndiSeekModule],
+    inputs: dict[str, np.ndarray],
+    device: torch.device,
+    z_scale: dict[str, list[float]] | None = None,
 ) -> dict[str, np.ndarray]:
     """``C_<role>`` and ``Z_<role>`` of every cell, the members' columns side by side.
 
-    A member without step-2 branches (``objective="clip"``) gives its C as Z.
+    Member ``j``'s Z of modality ``m`` is multiplied by ``z_scale[m][j]`` when given. A member
+    without step-2 branches (``objective="clip"``) gives its C as Z.
     """
     x = {m: to_tensor(v, device) for m, v in inputs.items()}
     out: dict[str, list[np.ndarray]] = {f"{kind}_{m}": [] for kind in "CZ" for m in inputs}
     with torch.no_grad():
-        for member in members:
+        for j, member in enumerate(members):
             member.eval()
             for m, c_m in member.shared(x).items():
                 c_np = c_m.cpu().numpy()
                 out[f"C_{m}"].append(c_np)
                 if len(member.branches):
-                    out[f"Z_{m}"].append(
-                        encode_chunks(member.branches[m].encoder, inputs[m], device)
-                    )
+                    z = encode_chunks(member.branches[m].encoder, inputs[m], device)
+                    out[f"Z_{m}"].append(z if z_scale is None else z * np.float32(z_scale[m][j]))
                 else:
                     out[f"Z_{m}"].append(c_np.copy())
     return {k: np.concatenate(v, axis=1) for k, v in out.items()}
+
+
+def z_scales(
+    members: Sequence[IndiSeekModule], inputs: dict[str, np.ndarray], device: torch.device
+) -> dict[str, list[float]]:
+    """Per member and modality, the factor that gives Z unit mean variance per dimension.
+
+    Measured on ``inputs`` (the training cells). The encoder's own scale carries no meaning
+    (the decoder absorbs it), but it would decide how much each member counts when members'
+    Z stand side by side; one factor per block keeps the geometry inside a member.
+    """
+    every = encode(members, inputs, device)
+    out: dict[str, list[float]] = {}
+    for m in inputs:
+        blocks = np.split(every[f"Z_{m}"], len(members), axis=1)
+        out[m] = [float(1 / np.sqrt(max(np.var(b, axis=0).mean(), 1e-12))) for b in blocks]
+    return out
 
 
 def relative_errors(
@@ -49,7 +69,10 @@ def relative_errors(
     mask: np.ndarray | None,
     device: torch.device,
 ) -> dict[str, float]:
-    """Mean over members of ``E‖g(Z, C) − X‖² / E‖X‖²`` per modality (NaN without decoders)."""
+    """Mean over members of ``E‖g(Z, C) − X‖² / E‖X‖²`` per modality (NaN without decoders).
+
+    ``every`` holds unscaled Z (:func:`encode` without ``z_scale``), as the decoders saw it.
+    """
     n = len(members)
     mask = np.ones(len(next(iter(inputs.values()))), dtype=bool) if mask is None else mask
     errors: dict[str, list[float]] = {m: [] for m in inputs}
@@ -78,9 +101,9 @@ class RepresentationMixin:
         return self.registry.new_inputs(mdata, self.prepare_state, self.n_features)
 
     def get_representations(
-        self, mdata: MuData | None = None, *, members: bool = False
+        self, mdata: MuData | None = None, *, members: bool = True
     ) -> dict[str, np.ndarray]:
-        """Shared and specific features of every cell.
+        """Shared and specific features of every cell, for the whole ensemble.
 
         Parameters
         ----------
@@ -89,29 +112,27 @@ class RepresentationMixin:
             model was built on). New cells without prepared inputs are prepared with the
             training preprocessing first.
         members
-            False: the first ensemble member's features (``n_shared`` and ``n_specific``
-            columns). True: every member's, concatenated in member order (``n_members`` times
-            as many columns), as :func:`indiseek.tl.theta_arrays` expects with ``members``.
+            True (default): every member's features side by side, in member order
+            (``n_members × n_shared`` and ``n_members × n_specific`` columns), as
+            :meth:`write_obsm` writes them. False: the first member's alone.
 
         Returns
         -------
-        ``{"C_rna", "C_adt", "Z_rna", "Z_adt"}`` → numpy arrays (cells × dims). For
-        ``objective="clip"`` the Z entries are the modality's own C.
+        ``{"C_rna", "C_adt", "Z_rna", "Z_adt"}`` → numpy arrays (cells × dims). Each member's Z
+        is scaled by one factor to unit mean variance per dimension on the training cells
+        (``model.z_scale``), so that members count alike. For ``objective="clip"`` the Z
+        entries are the modality's own C.
 
         Examples
         --------
         >>> reps = model.get_representations(mdata)  # doctest: +SKIP
-        >>> reps["Z_rna"].shape  # doctest: +SKIP
-        (600, 10)
+        >>> reps["Z_rna"].shape  # three members of 10 dimensions  # doctest: +SKIP
+        (600, 30)
         """
         self._require_trained()
         inputs = self._inputs_of(mdata)
         n_used = self.n_members if members else 1
-        return encode(list(self.module)[:n_used], inputs, self.device)
-
-    def first_member(self, every: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The first member's columns of ``get_representations(members=True)``."""
-        return {k: np.split(v, self.n_members, axis=1)[0] for k, v in every.items()}
+        return encode(list(self.module)[:n_used], inputs, self.device, self.z_scale)
 
     def reconstruction_error(
         self, mdata: MuData | None = None, mask: np.ndarray | None = None
@@ -131,39 +152,35 @@ class RepresentationMixin:
         """
         self._require_trained()
         inputs = self._inputs_of(mdata)
-        every = self.get_representations(mdata, members=True)
+        every = encode(self.module, inputs, self.device)
         return relative_errors(self.module, inputs, every, self.x_sq, mask, self.device)
 
     def write_obsm(self, mdata: MuData) -> None:
-        """Write the representations into ``mdata.obsm``.
+        """Write the ensemble's representations into ``mdata.obsm``.
 
         Keys: ``X_indiseek_C_rna``, ``X_indiseek_C_adt``, ``X_indiseek_Z_rna``,
-        ``X_indiseek_Z_adt`` and ``X_indiseek`` (the four concatenated, in that order, each
-        block scaled to unit total variance so that no block dominates distances: C is
-        L2-normalised while Z has unit variance per dimension). These hold the first ensemble
-        member; with ``n_members > 1`` every member's Z also goes, concatenated, to
-        ``X_indiseek_Z_rna_members`` and ``X_indiseek_Z_adt_members``, where
-        :func:`indiseek.tl.theta_score` finds them.
-        The model's settings go to ``mdata.uns["indiseek"]["model"]``.
+        ``X_indiseek_Z_adt`` — every member's features side by side, as
+        :meth:`get_representations` returns them — and ``X_indiseek``, the four concatenated,
+        each member's block scaled to unit total variance so that no block and no member
+        dominates distances. θ (:func:`indiseek.tl.theta_score`), the UMAPs
+        (:func:`indiseek.pl.embeddings`) and the clustering read-outs
+        (:func:`indiseek.tl.cluster_metrics`) all read these keys, so they describe the same
+        ensemble. The model's settings go to ``mdata.uns["indiseek"]["model"]``
+        (``n_members`` tells how many blocks each key holds).
 
         Examples
         --------
         >>> model.write_obsm(mdata)  # doctest: +SKIP
         """
-        every = self.get_representations(mdata, members=True)
-        reps = self.first_member(every)
+        reps = self.get_representations(mdata)
         for k, key in K.OBSM.items():
             mdata.obsm[key] = reps[k]
-        mdata.obsm[K.OBSM_ALL] = concatenate_blocks([reps[k] for k in K.OBSM])
-        has_z = bool(len(self.module[0].branches))
-        if self.n_members > 1 and has_z:
-            for k, key in K.OBSM_MEMBERS.items():
-                mdata.obsm[key] = every[k]
-        else:  # members of an earlier model would no longer match the Z keys
-            for key in K.OBSM_MEMBERS.values():
-                mdata.obsm.pop(key, None)
+        blocks = [b for k in K.OBSM for b in np.split(reps[k], self.n_members, axis=1)]
+        mdata.obsm[K.OBSM_ALL] = concatenate_blocks(blocks)
+        for key in K.OBSM_MEMBERS_OLD:  # written by indiseek 0.1; stale next to the new keys
+            mdata.obsm.pop(key, None)
         mdata.uns.setdefault(K.UNS, {})["model"] = {
             **self.params,
             **{k: v for k, v in self.train_params.items() if not isinstance(v, bool | type(None))},
-            "z_is_c": not has_z,
+            "z_is_c": not self.objective.has_specific,
         }

@@ -197,6 +197,7 @@ class SaveLoadMixin:
             "n_features": self.n_features,
             "train_params": self.train_params,
             "x_sq": self.x_sq,
+            "z_scale": self.z_scale,
         }
         write(path, self.module.state_dict(), config, self.prepare_state, self.history, overwrite)
 
@@ -233,6 +234,7 @@ class SaveLoadMixin:
         model.n_features = config["n_features"]
         model.train_params = config.get("train_params", {})
         model.x_sq = config.get("x_sq", {})
+        model.z_scale = config.get("z_scale")  # None in 0.1.0 files: Z as the encoder gives it
         model.module = build_members(model.params, model.n_features, model.objective, seed=0)
         model.module.load_state_dict(state)
         model.module.to(device).eval()

@@ -24,6 +24,9 @@ def theta_ranking(
 ) -> Figure:
     """Mean θ per cell type, sorted, coloured by level-1 parent (paper Figure 4, left).
 
+    After an ensemble's :func:`indiseek.tl.theta_score`, whiskers span the per-type mean θ of
+    the ensemble's members, and each bar is labelled with its mean β_RNA / β_ADT.
+
     Parameters
     ----------
     {table}
@@ -46,6 +49,30 @@ def theta_ranking(
         bar_colors = OKABE_ITO[4]
     y = np.arange(len(t))
     bars = ax.barh(y, t["mean_theta"], color=bar_colors)
+    if "theta_min" in t:  # the range over the ensemble's members
+        lo, hi = t["mean_theta"] - t["theta_min"], t["theta_max"] - t["mean_theta"]
+        ax.errorbar(
+            t["mean_theta"],
+            y,
+            xerr=[lo.clip(0), hi.clip(0)],
+            fmt="none",
+            ecolor="0.25",
+            lw=0.8,
+            capsize=2,
+        )
+    if "beta_rna" in t:  # θ ≈ 0 can mean "both separate the type" or "neither does"
+        x_text = ax.get_xlim()[1]
+        for yi, (br, ba) in enumerate(zip(t["beta_rna"], t["beta_adt"], strict=True)):
+            ax.annotate(
+                f"β {br:.2f} / {ba:.2f}",
+                (x_text, yi),
+                xytext=(4, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=6,
+                color="0.3",
+                annotation_clip=False,
+            )
     for bar, included in zip(bars, t["included"], strict=True):
         if not included:  # excluded from the ranks (too few cells): drawn faint and hatched
             bar.set_alpha(0.35)

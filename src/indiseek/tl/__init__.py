@@ -5,7 +5,7 @@ from ._disentangle import disentanglement
 from ._leakage import predictability
 from ._metrics import cluster_metrics
 from ._ranks import rank_comparison, rank_table
-from ._theta import label_purity, theta_arrays, theta_score
+from ._theta import label_purity, theta_arrays, theta_members, theta_score
 from ._wnn import wnn_weights
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "rank_comparison",
     "rank_table",
     "theta_arrays",
+    "theta_members",
     "theta_score",
     "wnn_weights",
 ]

@@ -118,16 +118,19 @@ def compare_methods(
         elapsed = time.perf_counter() - t0
         if reuse_clip and seed not in clip_models:
             clip_models[seed] = model
-        every = model.get_representations(members=True)
-        reps = model.first_member(every)
+        # θ, clustering and the concatenation all read the whole ensemble, as write_obsm has it
+        reps = model.get_representations()
+        members = model.n_members
         reps["all"] = concatenate_blocks(
-            [reps[key] for key in ("C_rna", "C_adt", "Z_rna", "Z_adt")]
+            [
+                b
+                for key in ("C_rna", "C_adt", "Z_rna", "Z_adt")
+                for b in np.split(reps[key], members, 1)
+            ]
         )
-        # θ averages over every ensemble member (the clip objective has no Z: its first
-        # member's C, as before); clustering uses the first member's features.
-        members = model.n_members if model.objective.has_specific else 1
-        z = every if members > 1 else reps
-        theta, _, _ = theta_arrays(z["Z_rna"][mask], z["Z_adt"][mask], lab, k, members=members)
+        theta, _, _ = theta_arrays(
+            reps["Z_rna"][mask], reps["Z_adt"][mask], lab, k, members=members
+        )
         table = rank_table(lab, theta, weights=weights, reference=reference, min_cells=min_cells)
         row = {
             "objective": obj,

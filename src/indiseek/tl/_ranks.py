@@ -57,7 +57,11 @@ def rank_comparison(
     -------
     DataFrame indexed by type: ``n_cells``, ``mean_theta``, ``mean_weight`` (or
     ``reference``), ``theta_rank``, ``weight_rank`` (1 = most RNA-defined), ``included``,
-    ``parent``; ``.attrs["spearman"]``, ``.attrs["pvalue"]``, ``.attrs["excluded"]``.
+    ``parent``; after an ensemble's :func:`theta_score` also ``theta_min`` / ``theta_max``
+    (the per-type mean θ of the least and most RNA-leaning member: an interval for θ) and
+    ``beta_rna`` / ``beta_adt`` (mean β per type: θ ≈ 0 with both high means both modalities
+    separate the type, with both low that neither does); ``.attrs["spearman"]``,
+    ``.attrs["pvalue"]``, ``.attrs["excluded"]``.
 
     Examples
     --------
@@ -80,9 +84,24 @@ def rank_comparison(
         reference=reference,
         parents=parents,
         min_cells=min_cells,
+        **_theta_details(mdata, theta_key),
     )
     table.index.name = groupby
     return table
+
+
+def _theta_details(mdata: MuData, theta_key: str) -> dict[str, np.ndarray]:
+    """β and per-member θ that :func:`theta_score` wrote beside ``theta_key``, if it did."""
+    info = mdata.uns.get(K.UNS, {}).get("theta", {})
+    if info.get("key_added") != theta_key:
+        return {}
+    out = {}
+    if K.THETA_MEMBERS in mdata.obsm and mdata.obsm[K.THETA_MEMBERS].shape[1] > 1:
+        out["theta_members"] = np.asarray(mdata.obsm[K.THETA_MEMBERS], dtype=float)
+    for name, key in (("beta_rna", K.BETA_RNA), ("beta_adt", K.BETA_ADT)):
+        if key in mdata.obs:
+            out[name] = mdata.obs[key].to_numpy(dtype=float)
+    return out
 
 
 def rank_table(
@@ -92,8 +111,17 @@ def rank_table(
     reference: pd.Series | dict | None = None,
     parents: np.ndarray | None = None,
     min_cells: int = 10,
+    *,
+    theta_members: np.ndarray | None = None,
+    beta_rna: np.ndarray | None = None,
+    beta_adt: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Array version of :func:`rank_comparison`: per-cell types, θ and weights (or per-type reference)."""
+    """Array version of :func:`rank_comparison`: per-cell types, θ and weights (or per-type reference).
+
+    With ``theta_members`` (cells × members) the table gains ``theta_min`` / ``theta_max``:
+    the range of the per-type mean θ over the ensemble's members; with ``beta_rna`` /
+    ``beta_adt``, their per-type means.
+    """
     from scipy.stats import spearmanr
 
     types = np.asarray(types, dtype=object)
@@ -116,6 +144,12 @@ def rank_table(
         frame["weight"] = frame["type"].map(ref)
     if parents is not None:
         frame["parent"] = np.asarray(parents, dtype=object)[ok]
+    extra = {"beta_rna": beta_rna, "beta_adt": beta_adt}
+    if theta_members is not None:
+        extra.update({f"_m{j}": col for j, col in enumerate(np.asarray(theta_members).T)})
+    for name, values in extra.items():
+        if values is not None:
+            frame[name] = np.asarray(values, dtype=float)[ok]
     if frame.empty:
         raise ValueError("No cells have both a θ value and a label.")
     grouped = frame.groupby("type")
@@ -126,6 +160,13 @@ def rank_table(
             ref_name: grouped["weight"].mean(),
         }
     )
+    member_cols = [c for c in frame if c.startswith("_m")]
+    if member_cols:
+        per_member = grouped[member_cols].mean()
+        table["theta_min"], table["theta_max"] = per_member.min(1), per_member.max(1)
+    for name in ("beta_rna", "beta_adt"):
+        if name in frame:
+            table[name] = grouped[name].mean()
     table["included"] = table["n_cells"] >= min_cells
     inc = table["included"]
     table["theta_rank"] = table["mean_theta"].where(inc).rank(ascending=False)

@@ -73,6 +73,27 @@ def theta_arrays(
     (the members of an ensemble, :class:`indiseek.IndiSeek` ``n_members``): β and θ are
     computed in every block separately and averaged.
     """
+    theta, beta_rna, beta_adt = theta_members(
+        z_rna, z_adt, labels, k, pseudocount, method, seed, members
+    )
+    return theta.mean(axis=1), beta_rna.mean(axis=1), beta_adt.mean(axis=1)
+
+
+def theta_members(
+    z_rna: np.ndarray,
+    z_adt: np.ndarray,
+    labels: np.ndarray,
+    k: int = 10,
+    pseudocount: float | None = None,
+    method: Literal["auto", "exact", "approx"] = "auto",
+    seed: int = 0,
+    members: int = 1,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """θ, β_RNA and β_ADT of every cell in every member's block: three cells × members arrays.
+
+    :func:`theta_arrays` averages them; their spread over members says how far one model's θ
+    can be trusted.
+    """
     if int(members) != members or members < 1:
         raise ValueError(f"members must be a positive integer, got {members!r}.")
     for name, z in (("Z_RNA", z_rna), ("Z_ADT", z_adt)):
@@ -82,7 +103,7 @@ def theta_arrays(
                 "equally wide blocks."
             )
     eps = 1.0 / (2 * k) if pseudocount is None else float(pseudocount)
-    thetas, betas_rna, betas_adt = [], [], []
+    out: list[list[np.ndarray]] = [[], [], []]
     for zr, za in zip(
         np.split(np.asarray(z_rna), members, axis=1),
         np.split(np.asarray(z_adt), members, axis=1),
@@ -90,24 +111,21 @@ def theta_arrays(
     ):
         beta_rna = label_purity(zr, labels, k, method, seed)
         beta_adt = label_purity(za, labels, k, method, seed)
-        thetas.append(np.log((beta_rna + eps) / (beta_adt + eps)))
-        betas_rna.append(beta_rna)
-        betas_adt.append(beta_adt)
-    return np.mean(thetas, axis=0), np.mean(betas_rna, axis=0), np.mean(betas_adt, axis=0)
+        for store, value in zip(
+            out, (np.log((beta_rna + eps) / (beta_adt + eps)), beta_rna, beta_adt), strict=True
+        ):
+            store.append(value)
+    theta, beta_rna, beta_adt = (np.stack(v, axis=1) for v in out)
+    return theta, beta_rna, beta_adt
 
 
-def _ensemble_inputs(mdata: MuData, rna_key: str, adt_key: str) -> tuple[str, str, int]:
-    """Keys and member count for θ: the ensemble's Z when ``write_obsm`` recorded one."""
+def _ensemble_members(mdata: MuData, rna_key: str, adt_key: str) -> int:
+    """Members side by side in the default Z keys (``write_obsm`` records how many)."""
     if (rna_key, adt_key) != (K.OBSM["Z_rna"], K.OBSM["Z_adt"]):
-        return rna_key, adt_key, 1
+        return 1
     n = int(mdata.uns.get(K.UNS, {}).get("model", {}).get("n_members", 1))
-    keys = K.OBSM_MEMBERS["Z_rna"], K.OBSM_MEMBERS["Z_adt"]
-    if n > 1 and all(key in mdata.obsm for key in keys):
-        widths = [mdata.obsm[key].shape[1] for key in keys]
-        base = [mdata.obsm[key].shape[1] for key in (rna_key, adt_key)]
-        if widths == [n * w for w in base]:
-            return keys[0], keys[1], n
-    return rna_key, adt_key, 1
+    widths = [mdata.obsm[key].shape[1] for key in (rna_key, adt_key) if key in mdata.obsm]
+    return n if n > 1 and len(widths) == 2 and all(w % n == 0 for w in widths) else 1
 
 
 def _subset_mask(mdata: MuData, subset, split_key: str) -> np.ndarray:
@@ -188,15 +206,16 @@ def theta_score(
     seed
         Seed of the approximate search.
     members
-        Number of ensemble members whose Z are concatenated in the embeddings: θ and β are
-        computed per member and averaged. ``"auto"``: with the default keys and a model
-        trained with ``n_members > 1``, every member's Z (``X_indiseek_Z_rna_members``,
-        ``X_indiseek_Z_adt_members``, written by :meth:`IndiSeek.write_obsm`); otherwise 1.
+        Number of ensemble members whose Z stand side by side in the embeddings: θ and β are
+        computed in each member's Z and averaged. ``"auto"``: with the default keys, the
+        ``n_members`` that :meth:`IndiSeek.write_obsm` recorded; otherwise 1.
 
     Returns
     -------
     Nothing; writes ``mdata.obs[key_added]``, ``mdata.obs["indiseek_beta_rna"]``,
-    ``mdata.obs["indiseek_beta_adt"]`` and ``mdata.uns["indiseek"]["theta"]``.
+    ``mdata.obs["indiseek_beta_adt"]`` (means over members), every member's θ in
+    ``mdata.obsm["indiseek_theta_members"]`` (cells × members) and
+    ``mdata.uns["indiseek"]["theta"]``.
 
     Examples
     --------
@@ -206,7 +225,7 @@ def theta_score(
     if int(k) != k or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}.")
     if members == "auto":
-        rna_key, adt_key, members = _ensemble_inputs(mdata, rna_key, adt_key)
+        members = _ensemble_members(mdata, rna_key, adt_key)
     z_rna = get_obsm(mdata, rna_key)
     z_adt = get_obsm(mdata, adt_key)
     labels = find_labels(mdata, label_key)
@@ -223,13 +242,17 @@ def theta_score(
     if eps <= 0:
         raise ValueError(f"pseudocount must be > 0, got {pseudocount!r}.")
     lab = labels.to_numpy()[mask]
-    theta, beta_rna, beta_adt = theta_arrays(
+    theta, beta_rna, beta_adt = theta_members(
         z_rna[mask], z_adt[mask], lab, k, eps, method, seed, members=members
     )
-    for key, values in ((key_added, theta), (K.BETA_RNA, beta_rna), (K.BETA_ADT, beta_adt)):
+    columns = {key_added: theta, K.BETA_RNA: beta_rna, K.BETA_ADT: beta_adt}
+    for key, values in columns.items():
         full = np.full(mdata.n_obs, np.nan)
-        full[mask] = values
+        full[mask] = values.mean(axis=1)
         mdata.obs[key] = full
+    full = np.full((mdata.n_obs, members), np.nan)
+    full[mask] = theta
+    mdata.obsm[K.THETA_MEMBERS] = full
     mdata.uns.setdefault(K.UNS, {})["theta"] = {
         "label_key": label_key,
         "k": int(k),
