@@ -1,7 +1,8 @@
 """The θ suite's datasets: six simulator families and the real CITE-seq in ``shared/data``.
 
-Every entry returns a prepared MuData (50/50 split), the per-type reference the θ ranks are
-compared with (the simulator's truth, or Seurat's mean WNN RNA weight) and the label key.
+:func:`load` returns raw counts, the per-type reference that θ's ranks are compared with (the
+simulator's truth, or Seurat's mean WNN RNA weight per type on real data) and the label key;
+:func:`prepare` prepares a copy with a configuration's preprocessing.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ FAMILIES: dict[str, dict | str] = {
     "per_type_min_shared_0.25": {"programmes": "per_type", "min_shared": 0.25},
     "recurring_shared_noise_2.5": {"programmes": "recurring", "shared_noise": 2.5},
 }
-REAL = {"inhouse_cite1372": "inhouse_cite1372", "pbmc_wnn_paired800": "pbmc_wnn_paired800"}
+REAL = ("inhouse_cite1372", "pbmc_wnn_paired800")
 
 
 def simulated(family: str, n_cells: int, data_seed: int):
@@ -36,30 +37,44 @@ def simulated(family: str, n_cells: int, data_seed: int):
         mdata = isk.datasets.synthetic_citeseq(
             n_cells=n_cells, n_types=27, n_lineages=5, seed=data_seed, **spec
         )
-    isk.pp.prepare(mdata, train_size=0.5, seed=0)
     return mdata, mdata.uns["synthetic_truth"]["rna_importance"], "celltype.l2"
 
 
-def real(name: str, split_seed: int = 0):
+def real(name: str):
     import mudata as md
 
     mdata = md.read_h5mu(SHARED / "data" / f"{name}.h5mu")
     weights = pd.read_csv(SHARED / "data" / "seurat_wnn" / f"{name}.csv", index_col=0)
     mdata.obs["seurat_rna_weight"] = weights["RNA.weight"].reindex(mdata.obs_names).to_numpy()
-    labels = mdata.obs["celltype"].astype(str)
-    keep = (labels != "unknown").to_numpy()
+    keep = (mdata.obs["celltype"].astype(str) != "unknown").to_numpy()
     mdata = mdata[keep].copy()
-    isk.pp.prepare(mdata, train_size=0.5, seed=split_seed)
-    lab = mdata.obs["celltype"].astype(str)
-    ref = mdata.obs.groupby(lab.to_numpy())["seurat_rna_weight"].mean()
-    return mdata, ref, "celltype"
+    lab = mdata.obs["celltype"].astype(str).to_numpy()
+    return mdata, mdata.obs.groupby(lab)["seurat_rna_weight"].mean(), "celltype"
 
 
 def load(name: str, n_cells: int, data_seed: int):
+    """(raw MuData, per-type reference, label key) of a suite dataset."""
     if name in REAL:
-        return real(REAL[name], data_seed)
+        return real(name)
     return simulated(name, n_cells, data_seed)
 
 
-def test_mask(mdata) -> np.ndarray:
+def prepare(mdata, name: str, **kwargs):
+    """A prepared copy: a 50/50 split on simulations; on the small real sets every cell trains
+    and is scored (as WNN uses every cell), since a held-out half leaves types too small to rank."""
+    mdata = mdata.copy()
+    if name in REAL:
+        n_max = min(mdata.n_obs, 2000) - 1
+        if kwargs.get("n_pcs"):
+            kwargs["n_pcs"] = min(kwargs["n_pcs"], n_max)
+        isk.pp.prepare(mdata, seed=0, **kwargs)
+    else:
+        isk.pp.prepare(mdata, train_size=0.5, seed=0, **kwargs)
+    return mdata
+
+
+def scored_cells(mdata) -> np.ndarray:
+    """Cells θ is read on: the test half, or every cell without a split."""
+    if "indiseek_split" not in mdata.obs:
+        return np.ones(mdata.n_obs, dtype=bool)
     return (mdata.obs["indiseek_split"] == "test").to_numpy()

@@ -1,16 +1,23 @@
 """θ benchmark suite: six simulator families × data seeds, plus the real data in shared/data.
 
-For every dataset and configuration: Spearman ρ of per-type mean θ against the reference
-(the simulator's truth, or Seurat's mean WNN RNA weight per type on real data), for the
-ensemble θ (``tl.theta_score``) and for each member alone (the first member is what the
-contract keys ``X_indiseek_Z_*`` hold), θ from per-modality PCA and from the true latents, and
-ARI/NMI of k-means on ``X_indiseek`` (test cells). Results go to a JSON-lines file; ``--report``
-turns one into the tables of benchmarks/README.md.
+For every dataset and configuration, with the default pipeline (``pp.prepare`` →
+``IndiSeek`` → ``write_obsm`` → ``tl.theta_score`` → ``tl.rank_comparison``): Spearman ρ of the
+per-type mean θ against the reference (the simulator's truth, or Seurat's mean WNN RNA weight
+per type on real data) for
+
+- ``ensemble``: ``tl.theta_score``'s θ (averaged over the members),
+- ``obsm_z``: θ from ``obsm["X_indiseek_Z_rna"]`` / ``["X_indiseek_Z_adt"]`` read as one
+  embedding each (one neighbour search over all members' Z side by side),
+- ``members``: each member alone (the spread a single model has),
+
+next to θ from per-modality PCA and from the true latent factors, and ARI/NMI of k-means on
+``X_indiseek``. Simulations: 50/50 split, scored on test cells. Results go to a JSON-lines
+file; ``--report`` turns files into the tables of benchmarks/README.md.
 
 Usage::
 
-    python benchmarks/bm_theta_suite.py --quick --out suite.jsonl   # < 30 min on 2 cores
-    python benchmarks/bm_theta_suite.py --out suite.jsonl           # 10k and 30k cells, 2+2 seeds
+    python benchmarks/bm_theta_suite.py --quick --out suite.jsonl        # ~25 min on 2 cores
+    python benchmarks/bm_theta_suite.py --configs default,v0.1 --out suite.jsonl
     python benchmarks/bm_theta_suite.py --report suite.jsonl
 """
 
@@ -21,16 +28,19 @@ import json
 import time
 
 import numpy as np
-from _suite_data import FAMILIES, REAL, load, test_mask
+from _suite_data import FAMILIES, REAL, load, prepare, scored_cells
 
 import indiseek as isk
 
-# name → (model keyword arguments, train keyword arguments)
-READOUTS = True
-CONFIGS: dict[str, tuple[dict, dict]] = {
-    "default": ({}, {}),
-    "v0.1": ({"normalize_z": True}, {}),
-    "raw": ({"normalize_z": False}, {}),
+UPDATES_V01 = 4000  # what 0.1's schedule gave every member
+# name → (prepare keyword arguments, model keyword arguments, train keyword arguments)
+CONFIGS: dict[str, tuple[dict, dict, dict]] = {
+    "default": ({}, {}, {}),
+    # indiseek 0.1.0's defaults: 50 RNA PCs, Z standardised, ~4,000 updates per member
+    "v0.1": ({"n_pcs": 50}, {"normalize_z": True}, {"updates": UPDATES_V01}),
+    "raw_z": ({}, {"normalize_z": False}, {}),
+    "pcs50": ({"n_pcs": 50}, {}, {}),
+    "short": ({}, {}, {"updates": UPDATES_V01}),
 }
 
 
@@ -40,64 +50,48 @@ def rho(z_rna, z_adt, labels, ref, members=1) -> float:
 
 
 def baselines(mdata, labels, ref, test) -> dict[str, float]:
-    out = {
-        "pca": rho(
-            mdata.mod["rna"].obsm["X_indiseek_pca"][test],
-            mdata.mod["adt"].obsm["X_indiseek_adt"][test],
-            labels,
-            ref,
-        )
-    }
+    pcs = mdata.mod["rna"].obsm["X_indiseek_pca"][test], mdata.mod["adt"].obsm["X_indiseek_adt"][test]
+    out = {"pca": rho(*pcs, labels, ref)}
     if "latent_rna_specific" in mdata.obsm:
-        out["true_latents"] = rho(
-            mdata.obsm["latent_rna_specific"][test],
-            mdata.obsm["latent_adt_specific"][test],
-            labels,
-            ref,
-        )
+        latents = mdata.obsm["latent_rna_specific"][test], mdata.obsm["latent_adt_specific"][test]
+        out["true_latents"] = rho(*latents, labels, ref)
     return out
 
 
-def run_one(mdata, labels, ref, label_key, test, config, seed, members) -> dict:
-    model_kw, train_kw = CONFIGS[config]
+def run_one(mdata, ref, label_key, config, seed, members) -> dict:
+    _, model_kw, train_kw = CONFIGS[config]
+    train_kw = dict(train_kw)
+    test = scored_cells(mdata)
+    labels = mdata.obs[label_key].astype(str).to_numpy()[test]
     isk.IndiSeek.setup_mudata(mdata)
     model = isk.IndiSeek(mdata, n_members=members, **model_kw)
+    if "updates" in train_kw:  # a number of updates per member instead of epochs
+        n_train = int(0.9 * model._train_cells.sum())
+        train_kw["max_epochs"] = int(np.ceil(train_kw.pop("updates") / max(n_train // 128, 1)))
     t0 = time.perf_counter()
-    model.train(seed=seed, progress_bar=False, **train_kw)
+    model.train(seed=seed, progress_bar=False, n_jobs=1, **train_kw)  # one core per suite job
     train_s = time.perf_counter() - t0
     model.write_obsm(mdata)
-    isk.tl.theta_score(mdata, label_key=label_key, subset="test")
+    subset = "test" if "indiseek_split" in mdata.obs else None
+    isk.tl.theta_score(mdata, label_key=label_key, subset=subset)
     table = isk.tl.rank_comparison(mdata, groupby=label_key, weight_key=None, reference=ref)
-    z = {m: mdata.obsm[f"X_indiseek_Z_{m}_members"] if members > 1 else mdata.obsm[f"X_indiseek_Z_{m}"] for m in ("rna", "adt")}
-    per_member = [
-        rho(zr[test], za[test], labels, ref)
-        for zr, za in zip(np.split(z["rna"], members, 1), np.split(z["adt"], members, 1), strict=True)
-    ]
-    first = rho(mdata.obsm["X_indiseek_Z_rna"][test], mdata.obsm["X_indiseek_Z_adt"][test], labels, ref)
-    extra = {}
-    if READOUTS:
-        from _readouts import readouts
-
-        for name, z_ro in readouts(model, mdata).items():
-            rs = [rho(a[test], b[test], labels, ref) for a, b in zip(z_ro["rna"], z_ro["adt"], strict=True)]
-            ens = rho(np.concatenate(z_ro["rna"], 1)[test], np.concatenate(z_ro["adt"], 1)[test], labels, ref, members)
-            extra[f"ro_{name}"] = ens
-            extra[f"ro_{name}_members"] = rs
-    cm = isk.tl.cluster_metrics(mdata, label_key=label_key, obsm_keys=["X_indiseek"], subset="test")
+    z_rna, z_adt = (mdata.obsm[f"X_indiseek_Z_{m}"][test] for m in ("rna", "adt"))
+    blocks = zip(np.split(z_rna, members, 1), np.split(z_adt, members, 1), strict=True)
+    cm = isk.tl.cluster_metrics(mdata, label_key=label_key, obsm_keys=["X_indiseek"], subset=subset)
     return {
         "rho_ensemble": float(table.attrs["spearman"]),
-        "rho_obsm_z": first,
-        "rho_members": per_member,
+        "rho_obsm_z": rho(z_rna, z_adt, labels, ref),
+        "rho_members": [rho(a, b, labels, ref) for a, b in blocks],
         "ari": float(cm["ARI"].iloc[0]),
         "nmi": float(cm["NMI"].iloc[0]),
         "train_s": round(train_s, 1),
-        **extra,
+        **baselines(mdata, labels, ref, test),
     }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="10k cells, one data seed, one training seed")
+    ap.add_argument("--quick", action="store_true", help="10k cells, data seed 0, training seed 0")
     ap.add_argument("--datasets", default=",".join([*FAMILIES, *REAL]))
     ap.add_argument("--configs", default="default")
     ap.add_argument("--n-cells", default="10000,30000")
@@ -105,7 +99,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1", help="training seeds")
     ap.add_argument("--members", type=int, default=3)
     ap.add_argument("--out", default="suite.jsonl")
-    ap.add_argument("--report", help="summarise a results file instead of running")
+    ap.add_argument("--report", nargs="+", help="summarise results files instead of running")
     args = ap.parse_args()
     if args.report:
         report(args.report)
@@ -114,36 +108,44 @@ def main() -> None:
         args.n_cells, args.data_seeds, args.seeds = "10000", "0", "0"
     for name in args.datasets.split(","):
         sizes = [0] if name in REAL else [int(n) for n in args.n_cells.split(",")]
+        seeds = [0] if name in REAL else [int(s) for s in args.data_seeds.split(",")]
         for n_cells in sizes:
-            for ds in [int(s) for s in args.data_seeds.split(",")]:
-                mdata, ref, label_key = load(name, n_cells, ds)
-                test = test_mask(mdata)
-                labels = mdata.obs[label_key].astype(str).to_numpy()[test]
-                base = baselines(mdata, labels, ref, test)
+            for ds in seeds:
+                raw, ref, label_key = load(name, n_cells, ds)
                 for config in args.configs.split(","):
+                    mdata = prepare(raw, name, **CONFIGS[config][0])
                     for seed in [int(s) for s in args.seeds.split(",")]:
-                        row = {"dataset": name, "n_cells": mdata.n_obs, "data_seed": ds,
-                               "config": config, "seed": seed, **base}
-                        row.update(run_one(mdata, labels, ref, label_key, test, config, seed, args.members))
+                        row = {"dataset": name, "n_cells": mdata.n_obs, "data_seed": ds}
+                        row.update(config=config, seed=seed)
+                        row.update(run_one(mdata, ref, label_key, config, seed, args.members))
                         print(json.dumps(row), flush=True)
                         with open(args.out, "a") as fh:
                             fh.write(json.dumps(row) + "\n")
 
 
-def report(path: str) -> None:
+def report(paths: list[str]) -> None:
+    """Markdown tables: ρ per dataset and configuration, then mean and worst case per config."""
     import pandas as pd
 
-    df = pd.read_json(path, lines=True)
-    df["family"] = df["dataset"] + np.where(df["dataset"].isin(list(REAL)), "", " " + (df["n_cells"] // 1000).astype(str) + "k")
-    agg = df.groupby(["config", "family"]).agg(
-        ensemble=("rho_ensemble", "mean"), obsm_z=("rho_obsm_z", "mean"),
-        member_min=("rho_members", lambda s: min(min(v) for v in s)),
-        member_max=("rho_members", lambda s: max(max(v) for v in s)),
-        pca=("pca", "mean"), truth=("true_latents", "mean"), ari=("ari", "mean"), n=("seed", "size"),
-    )
-    print(agg.round(3).to_markdown())
-    overall = agg.groupby("config").agg(mean=("ensemble", "mean"), worst=("ensemble", "min"), obsm_mean=("obsm_z", "mean"), obsm_worst=("obsm_z", "min"))
-    print(overall.round(3).to_markdown())
+    df = pd.concat([pd.read_json(p, lines=True) for p in paths], ignore_index=True)
+    real = df["dataset"].isin(list(REAL))
+    size = (df["n_cells"] / 1000).round().astype(int).astype(str) + "k"
+    df["data"] = np.where(real, df["dataset"], df["dataset"] + " " + size)
+    df["member_lo"] = df["rho_members"].map(min)
+    df["member_hi"] = df["rho_members"].map(max)
+    cols = dict(ensemble=("rho_ensemble", "mean"), obsm_z=("rho_obsm_z", "mean"))
+    cols.update(member_lo=("member_lo", "min"), member_hi=("member_hi", "max"))
+    cols.update(pca=("pca", "mean"), ari=("ari", "mean"), runs=("seed", "size"))
+    if "true_latents" in df:
+        cols["truth"] = ("true_latents", "mean")
+    per = df.groupby(["data", "config"]).agg(**cols).round(3)
+    print(per.to_markdown())
+    print()
+    wide = per["ensemble"].unstack("config")
+    summary = pd.DataFrame({"mean": wide.mean(), "worst": wide.min(), "datasets": wide.count()})
+    obsm = per["obsm_z"].unstack("config")
+    summary["obsm_z mean"], summary["obsm_z worst"] = obsm.mean(), obsm.min()
+    print(summary.round(3).to_markdown())
 
 
 if __name__ == "__main__":

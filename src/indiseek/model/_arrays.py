@@ -199,7 +199,7 @@ def fit_specific(
     n_hidden, n_layers
         Width and number of linear layers of every MLP.
     max_epochs
-        Training epochs (``None``: enough for about 4,000 updates, at least 20).
+        Training epochs (``None``: enough for about 12,000 updates, 20 to 500 epochs).
     batch_size, lr, seed
         Batch size, Adam learning rate, random seed.
     objective

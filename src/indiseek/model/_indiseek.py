@@ -60,13 +60,8 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
         λ, the weight of the completeness term: small λ favours independence of Z from C,
         large λ completeness. The paper uses 10 on CITE-seq; 0.1–10 is the sensible range.
     n_shared, n_specific
-        Dimensions of C and Z. The paper uses 50 for both; Z defaults to 10 here. Z is
-        standardised per dimension, so dimensions that only encode noise weigh as much as the
-        rest in θ's neighbour search. On simulated CITE-seq with known truth (θ ranks vs truth,
-        Spearman ρ, seed 0/1) n_specific=10 gave 0.90/0.83 at 30,000 cells and 0.76 at 10,000,
-        against 0.51/0.65 and 0.41 with 50; at 4,000 cells 50 did better (0.82/0.62 vs
-        0.37/0.58). Compare on your data with :func:`indiseek.tl.compare_methods`
-        (``model_kwargs={"n_specific": ...}``).
+        Dimensions of C and Z. The paper uses 50 for both; Z defaults to 10 here (chosen on
+        indiseek 0.1's simulations; see the method page).
     n_hidden, n_layers
         Width and number of linear layers of every MLP (paper: 50 and 5).
     temperature
@@ -74,19 +69,20 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
     learn_temperature
         Learn the temperature in step 1 (else fixed).
     normalize_z
-        End each h with a non-affine batch standardisation, fixing the scale of Z.
+        End each h with a non-affine batch standardisation, fixing the scale of Z during
+        training. Off by default: with it, θ lost most of its agreement with the truth on
+        bone-marrow-like simulations (θ suite row ``v0.1`` vs ``default`` in
+        ``benchmarks/README.md``). θ's neighbour search never sees the encoder's scale either
+        way: Z is read with unit variance per dimension (``z_scale``).
     club_weight
         Weight of the independence (CLUB) term; 0 is the reconstruction-only ablation.
     n_members
-        Models trained independently (each its own seed, step 1 and step 2) whose θ-scores
-        are averaged. Single runs scatter by ±0.1 in θ's Spearman ρ between seeds; the
-        average is steadier and better: on 30,000 simulated cells (27 types, θ ranks vs
-        truth, five simulator draws) three members gave 0.893 / 0.755 / 0.776 / 0.777 / 0.415
-        where the members alone averaged 0.845 / 0.645 / 0.719 / 0.708 / 0.351 (see the
-        method page). Compute grows in proportion; on a CPU the members train in parallel
-        worker processes (see ``train(n_jobs=...)``). ``get_representations``, the contract
-        keys of ``write_obsm`` and the clustering read-outs use the first member (exactly the
-        single model with the same ``seed``); ``n_members=1`` is the paper's single model.
+        Models trained independently (each its own seed, step 1 and step 2). Their C and Z
+        stand side by side in every output (:meth:`get_representations`, :meth:`write_obsm`),
+        θ averages over them and the spread over members is reported (single models scatter
+        widely: θ's ρ between seeds differed by up to 0.7 in the θ suite). Compute grows in
+        proportion; on a CPU the members train in parallel worker processes (see
+        ``train(n_jobs=...)``). ``n_members=1`` is the paper's single model.
 
     Examples
     --------
@@ -97,8 +93,8 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
     >>> model = isk.IndiSeek(mdata, lam=10.0)
     >>> model.train(max_epochs=2, progress_bar=False)
     >>> model.write_obsm(mdata)
-    >>> mdata.obsm["X_indiseek"].shape
-    (600, 120)
+    >>> mdata.obsm["X_indiseek"].shape  # three members × (50 + 50 + 10 + 10)
+    (600, 360)
     """
 
     def __init__(
@@ -115,7 +111,7 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
         *,
         temperature: float = 0.1,
         learn_temperature: bool = True,
-        normalize_z: bool = True,
+        normalize_z: bool = False,
         club_weight: float = 1.0,
         n_members: int = 3,
     ) -> None:
@@ -234,7 +230,8 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
         Parameters
         ----------
         max_epochs
-            Epochs of step 2 (``None``: enough for about 4,000 updates, 20 to 500 epochs).
+            Epochs of each step (``None``: enough for about 12,000 updates, 20 to 500 epochs;
+            about 2 minutes per member on one CPU core).
             The paper's schedule is ``max_epochs=2000, lr=1e-4``.
         batch_size
             Cells per batch.

@@ -21,12 +21,12 @@ def encode(
     members: Sequence[IndiSeekModule],
     inputs: dict[str, np.ndarray],
     device: torch.device,
-    z_scale: dict[str, list[float]] | None = None,
+    z_scale: dict[str, list[list[float]]] | None = None,
 ) -> dict[str, np.ndarray]:
     """``C_<role>`` and ``Z_<role>`` of every cell, the members' columns side by side.
 
-    Member ``j``'s Z of modality ``m`` is multiplied by ``z_scale[m][j]`` when given. A member
-    without step-2 branches (``objective="clip"``) gives its C as Z.
+    Member ``j``'s Z of modality ``m`` is multiplied column-wise by ``z_scale[m][j]`` when
+    given. A member without step-2 branches (``objective="clip"``) gives its C as Z.
     """
     x = {m: to_tensor(v, device) for m, v in inputs.items()}
     out: dict[str, list[np.ndarray]] = {f"{kind}_{m}": [] for kind in "CZ" for m in inputs}
@@ -38,7 +38,8 @@ def encode(
                 out[f"C_{m}"].append(c_np)
                 if len(member.branches):
                     z = encode_chunks(member.branches[m].encoder, inputs[m], device)
-                    out[f"Z_{m}"].append(z if z_scale is None else z * np.float32(z_scale[m][j]))
+                    scale = 1 if z_scale is None else np.asarray(z_scale[m][j], dtype=np.float32)
+                    out[f"Z_{m}"].append(z * scale)
                 else:
                     out[f"Z_{m}"].append(c_np.copy())
     return {k: np.concatenate(v, axis=1) for k, v in out.items()}
@@ -46,18 +47,18 @@ def encode(
 
 def z_scales(
     members: Sequence[IndiSeekModule], inputs: dict[str, np.ndarray], device: torch.device
-) -> dict[str, list[float]]:
-    """Per member and modality, the factor that gives Z unit mean variance per dimension.
+) -> dict[str, list[list[float]]]:
+    """Per member, modality and dimension, the factor that gives Z unit variance.
 
-    Measured on ``inputs`` (the training cells). The encoder's own scale carries no meaning
-    (the decoder absorbs it), but it would decide how much each member counts when members'
-    Z stand side by side; one factor per block keeps the geometry inside a member.
+    Measured on ``inputs`` (the training cells). The scale of each dimension of Z is the
+    encoder's arbitrary choice (the decoder absorbs it), yet it would decide how much that
+    dimension, and that member, counts in θ's neighbour search.
     """
     every = encode(members, inputs, device)
-    out: dict[str, list[float]] = {}
+    out: dict[str, list[list[float]]] = {}
     for m in inputs:
-        blocks = np.split(every[f"Z_{m}"], len(members), axis=1)
-        out[m] = [float(1 / np.sqrt(max(np.var(b, axis=0).mean(), 1e-12))) for b in blocks]
+        sd = np.split(every[f"Z_{m}"].std(axis=0), len(members))
+        out[m] = [(1 / np.maximum(s, 1e-6)).astype(float).tolist() for s in sd]
     return out
 
 
@@ -118,10 +119,10 @@ class RepresentationMixin:
 
         Returns
         -------
-        ``{"C_rna", "C_adt", "Z_rna", "Z_adt"}`` → numpy arrays (cells × dims). Each member's Z
-        is scaled by one factor to unit mean variance per dimension on the training cells
-        (``model.z_scale``), so that members count alike. For ``objective="clip"`` the Z
-        entries are the modality's own C.
+        ``{"C_rna", "C_adt", "Z_rna", "Z_adt"}`` → numpy arrays (cells × dims). Every dimension
+        of Z is scaled to unit variance on the training cells (``model.z_scale``), so that
+        neither a dimension nor a member dominates distances by the encoder's arbitrary scale.
+        For ``objective="clip"`` the Z entries are the modality's own C.
 
         Examples
         --------
@@ -160,9 +161,9 @@ class RepresentationMixin:
 
         Keys: ``X_indiseek_C_rna``, ``X_indiseek_C_adt``, ``X_indiseek_Z_rna``,
         ``X_indiseek_Z_adt`` — every member's features side by side, as
-        :meth:`get_representations` returns them — and ``X_indiseek``, the four concatenated,
-        each member's block scaled to unit total variance so that no block and no member
-        dominates distances. θ (:func:`indiseek.tl.theta_score`), the UMAPs
+        :meth:`get_representations` returns them (Z with unit variance per dimension on the
+        training cells) — and ``X_indiseek``, the four concatenated, each member's block scaled
+        to unit total variance so that no block and no member dominates distances. θ (:func:`indiseek.tl.theta_score`), the UMAPs
         (:func:`indiseek.pl.embeddings`) and the clustering read-outs
         (:func:`indiseek.tl.cluster_metrics`) all read these keys, so they describe the same
         ensemble. The model's settings go to ``mdata.uns["indiseek"]["model"]``
