@@ -19,3 +19,10 @@ OBSM_ALL = "X_indiseek"
 # Every member's Z as written by indiseek 0.1 (the Z keys now hold the whole ensemble).
 OBSM_MEMBERS_OLD = ("X_indiseek_Z_rna_members", "X_indiseek_Z_adt_members")
 THETA_MEMBERS = "indiseek_theta_members"
+
+
+def theta_keys(key_added: str) -> dict[str, str]:
+    """Where :func:`indiseek.tl.theta_score` writes β and per-member θ beside θ itself."""
+    if key_added == THETA:
+        return {"beta_rna": BETA_RNA, "beta_adt": BETA_ADT, "members": THETA_MEMBERS}
+    return {k: f"{key_added}_{k}" for k in ("beta_rna", "beta_adt", "members")}

@@ -104,7 +104,11 @@ def find_labels(mdata: MuData, key: str) -> pd.Series:
 
 
 def get_obsm(mdata: MuData, key: str, modality: str | None = None) -> np.ndarray:
-    """An embedding from ``mdata.obsm`` or, when given, a modality's ``.obsm``."""
+    """An embedding from ``mdata.obsm``, a modality's ``.obsm`` (``modality``), or ``"mod:key"``."""
+    if key not in mdata.obsm and ":" in key and modality is None:
+        mod, _, inner = key.partition(":")
+        if mod in mdata.mod and inner in mdata.mod[mod].obsm:
+            return np.asarray(mdata.mod[mod].obsm[inner])
     if modality is not None and key in mdata.mod[modality].obsm:
         return np.asarray(mdata.mod[modality].obsm[key])
     if key in mdata.obsm:

@@ -35,7 +35,7 @@ def _say(quiet: bool, msg: str) -> None:
 
 
 def _jobs(args: argparse.Namespace) -> int:
-    """Worker processes for the ensemble: the console script is import-safe for ``spawn``."""
+    """Worker processes for the ensemble (``--jobs``, else as many as members and cores)."""
     from .model._ensemble import available_cores
 
     if args.jobs is not None:

@@ -124,6 +124,8 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
             raise ValueError(f"lam must be >= 0, got {lam!r}.")
         if not 0 < temperature <= 1:
             raise ValueError(f"temperature must be in (0, 1], got {temperature!r}.")
+        if not club_weight >= 0:
+            raise ValueError(f"club_weight must be >= 0, got {club_weight!r}.")
         self.registry = Registry.from_mudata(mdata)
         # The MuData is not kept on the model (it is the user's and may be large): what
         # training needs is captured here.
@@ -280,6 +282,11 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
         >>> model.train(max_epochs=2000, lr=1e-4)  # the paper's schedule  # doctest: +SKIP
         >>> model.history.tail()  # doctest: +SKIP
         """
+        if self._train_cells is None or not self._train_cells.any():
+            raise RuntimeError(
+                "This model was loaded from disk and has no training cells; build a new "
+                "isk.IndiSeek(mdata, ...) to train."
+            )
         cfg = TrainConfig.pick(locals(), cpu_threads=n_threads)  # validates every setting
         for name, value in (("clip_epochs", clip_epochs), ("n_jobs", n_jobs)):
             if value is not None and (int(value) != value or value < 1):

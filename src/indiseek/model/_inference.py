@@ -162,12 +162,13 @@ class RepresentationMixin:
         Keys: ``X_indiseek_C_rna``, ``X_indiseek_C_adt``, ``X_indiseek_Z_rna``,
         ``X_indiseek_Z_adt`` — every member's features side by side, as
         :meth:`get_representations` returns them (Z with unit variance per dimension on the
-        training cells) — and ``X_indiseek``, the four concatenated, each member's block scaled
+        training cells; models saved by indiseek 0.1 give Z unscaled) — and ``X_indiseek``, the four concatenated, each member's block scaled
         to unit total variance so that no block and no member dominates distances. θ (:func:`indiseek.tl.theta_score`), the UMAPs
         (:func:`indiseek.pl.embeddings`) and the clustering read-outs
         (:func:`indiseek.tl.cluster_metrics`) all read these keys, so they describe the same
         ensemble. The model's settings go to ``mdata.uns["indiseek"]["model"]``
-        (``n_members`` tells how many blocks each key holds).
+        (``n_members`` tells how many blocks each key holds). Removed: UMAPs cached from
+        earlier embeddings (``X_umap_indiseek*``) and indiseek 0.1's ``X_indiseek_Z_*_members``.
 
         Examples
         --------
@@ -178,7 +179,11 @@ class RepresentationMixin:
             mdata.obsm[key] = reps[k]
         blocks = [b for k in K.OBSM for b in np.split(reps[k], self.n_members, axis=1)]
         mdata.obsm[K.OBSM_ALL] = concatenate_blocks(blocks)
-        for key in K.OBSM_MEMBERS_OLD:  # written by indiseek 0.1; stale next to the new keys
+        # indiseek 0.1's member keys and UMAPs cached from earlier embeddings are stale now
+        for key in [
+            *K.OBSM_MEMBERS_OLD,
+            *(k for k in mdata.obsm if k.startswith("X_umap_indiseek")),
+        ]:
             mdata.obsm.pop(key, None)
         mdata.uns.setdefault(K.UNS, {})["model"] = {
             **self.params,

@@ -83,9 +83,9 @@ class GaussianCLUB(nn.Module):
 class SpecificBranch(nn.Module):
     """Everything step 2 trains for one modality.
 
-    - ``encoder`` h: X → Z, ending in a non-affine batch standardisation so that Z has a fixed
-      scale: with bounded q variances an encoder could otherwise lower the CLUB term just by
-      shrinking Z, which changes nothing about dependence.
+    - ``encoder`` h: X → Z, a plain MLP as in the paper, or (``normalize_z=True``) ending in a
+      non-affine batch standardisation that fixes the scale of Z: with bounded q variances an
+      encoder can otherwise lower the CLUB estimate without lowering dependence.
     - ``decoder`` g: (Z, C) → X. For objectives without reconstruction it is a probe trained on
       detached inputs, so reconstruction error is reported for every objective.
     - ``q``: the CLUB critic q(z | c) (a probe for objectives that do not minimise CLUB).

@@ -291,7 +291,7 @@ def prepare(
     >>> mdata = isk.datasets.synthetic_citeseq(n_cells=500, seed=0)
     >>> isk.pp.prepare(mdata, train_size=0.8, seed=0)
     >>> mdata.mod["rna"].obsm["X_indiseek_pca"].shape
-    (500, 50)
+    (500, 200)
     """
     rna_ad, adt_ad, rna_counts, adt_counts = _checked_counts(
         mdata, rna, adt, rna_layer, adt_layer, n_top_genes, adt_clr_axis

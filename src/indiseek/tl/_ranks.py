@@ -92,15 +92,14 @@ def rank_comparison(
 
 def _theta_details(mdata: MuData, theta_key: str) -> dict[str, np.ndarray]:
     """β and per-member θ that :func:`theta_score` wrote beside ``theta_key``, if it did."""
-    info = mdata.uns.get(K.UNS, {}).get("theta", {})
-    if info.get("key_added") != theta_key:
-        return {}
+    keys = K.theta_keys(theta_key)
     out = {}
-    if K.THETA_MEMBERS in mdata.obsm and mdata.obsm[K.THETA_MEMBERS].shape[1] > 1:
-        out["theta_members"] = np.asarray(mdata.obsm[K.THETA_MEMBERS], dtype=float)
-    for name, key in (("beta_rna", K.BETA_RNA), ("beta_adt", K.BETA_ADT)):
-        if key in mdata.obs:
-            out[name] = mdata.obs[key].to_numpy(dtype=float)
+    members = mdata.obsm.get(keys["members"]) if keys["members"] in mdata.obsm else None
+    if members is not None and np.ndim(members) == 2 and members.shape[1] > 1:
+        out["theta_members"] = np.asarray(members, dtype=float)
+    if keys["beta_rna"] in mdata.obs and keys["beta_adt"] in mdata.obs:
+        out["beta_rna"] = mdata.obs[keys["beta_rna"]].to_numpy(dtype=float)
+        out["beta_adt"] = mdata.obs[keys["beta_adt"]].to_numpy(dtype=float)
     return out
 
 

@@ -120,12 +120,15 @@ def theta_members(
 
 
 def _ensemble_members(mdata: MuData, rna_key: str, adt_key: str) -> int:
-    """Members side by side in the default Z keys (``write_obsm`` records how many)."""
+    """Members side by side in the default Z keys, as ``write_obsm`` recorded them."""
     if (rna_key, adt_key) != (K.OBSM["Z_rna"], K.OBSM["Z_adt"]):
         return 1
-    n = int(mdata.uns.get(K.UNS, {}).get("model", {}).get("n_members", 1))
-    widths = [mdata.obsm[key].shape[1] for key in (rna_key, adt_key) if key in mdata.obsm]
-    return n if n > 1 and len(widths) == 2 and all(w % n == 0 for w in widths) else 1
+    info = mdata.uns.get(K.UNS, {}).get("model", {})
+    n = int(info.get("n_members", 1))
+    width = int(info.get("n_shared" if info.get("z_is_c") else "n_specific", 0))
+    shapes = [mdata.obsm[key].shape[1] for key in (rna_key, adt_key) if key in mdata.obsm]
+    # indiseek 0.1 wrote the first member alone here (its members went to other keys)
+    return n if n > 1 and shapes == [n * width] * 2 else 1
 
 
 def _subset_mask(mdata: MuData, subset, split_key: str) -> np.ndarray:
@@ -208,14 +211,18 @@ def theta_score(
     members
         Number of ensemble members whose Z stand side by side in the embeddings: θ and β are
         computed in each member's Z and averaged. ``"auto"``: with the default keys, the
-        ``n_members`` that :meth:`IndiSeek.write_obsm` recorded; otherwise 1.
+        ``n_members`` that :meth:`IndiSeek.write_obsm` recorded (when the keys' widths match
+        it); otherwise 1. Pass it explicitly for an ensemble's Z copied to other keys.
 
     Returns
     -------
     Nothing; writes ``mdata.obs[key_added]``, ``mdata.obs["indiseek_beta_rna"]``,
     ``mdata.obs["indiseek_beta_adt"]`` (means over members), every member's θ in
     ``mdata.obsm["indiseek_theta_members"]`` (cells × members) and
-    ``mdata.uns["indiseek"]["theta"]``.
+    ``mdata.uns["indiseek"]["theta"]``. With another ``key_added``, β and the members go to
+    ``<key_added>_beta_rna``, ``<key_added>_beta_adt`` and ``<key_added>_members``, so a second
+    θ (e.g. from the prepared PCs) does not overwrite the model's. θ is the mean over members
+    of ``log((β_RNA + ε)/(β_ADT + ε))``, so it is not recomputed from the mean β columns.
 
     Examples
     --------
@@ -245,14 +252,15 @@ def theta_score(
     theta, beta_rna, beta_adt = theta_members(
         z_rna[mask], z_adt[mask], lab, k, eps, method, seed, members=members
     )
-    columns = {key_added: theta, K.BETA_RNA: beta_rna, K.BETA_ADT: beta_adt}
+    keys = K.theta_keys(key_added)
+    columns = {key_added: theta, keys["beta_rna"]: beta_rna, keys["beta_adt"]: beta_adt}
     for key, values in columns.items():
         full = np.full(mdata.n_obs, np.nan)
         full[mask] = values.mean(axis=1)
         mdata.obs[key] = full
     full = np.full((mdata.n_obs, members), np.nan)
     full[mask] = theta
-    mdata.obsm[K.THETA_MEMBERS] = full
+    mdata.obsm[keys["members"]] = full
     mdata.uns.setdefault(K.UNS, {})["theta"] = {
         "label_key": label_key,
         "k": int(k),
