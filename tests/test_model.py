@@ -175,18 +175,26 @@ def test_clip_reuse_is_exact(small_mdata):
 
 @pytest.mark.slow
 def test_indiseek_removes_cross_modal_information():
-    """Z_i predicts C_other far worse than CLIP's own features do, and (Z_i, C_i) still reconstruct X_i."""
+    """Z_i predicts C_other far worse than CLIP's own features do, and (Z_i, C_i) still reconstruct X_i.
+
+    Strictly with Z standardised in training (a well-posed CLUB estimate); the default (plain
+    encoders, as in the paper) leaks more of C_other but stays well below CLIP's features.
+    """
     mdata = isk.datasets.synthetic_citeseq(n_cells=2000, seed=0)
     isk.pp.prepare(mdata, train_size=0.5, seed=0)
     isk.IndiSeek.setup_mudata(mdata)
-    ind = isk.IndiSeek(mdata, lam=10.0, n_members=1)
+    ind = isk.IndiSeek(mdata, lam=10.0, n_members=1, normalize_z=True)
     ind.train(progress_bar=False)
     clip = isk.IndiSeek(mdata, objective="clip", n_members=1)
     clip.train(progress_bar=False, clip_from=ind)
+    default = isk.IndiSeek(mdata, n_members=1)
+    default.train(progress_bar=False)
     d_ind = isk.tl.disentanglement(mdata, ind)
     d_clip = isk.tl.disentanglement(mdata, clip)
-    print(d_ind, d_clip)
+    d_default = isk.tl.disentanglement(mdata, default)
+    print(d_ind, d_clip, d_default)
     for mod in ("rna", "adt"):
+        assert d_default.loc[mod, "r2_Z_to_C_other"] < d_clip.loc[mod, "r2_Z_to_C_other"] - 0.2
         assert d_clip.loc[mod, "r2_Z_to_C_other"] > 0.6
         assert d_ind.loc[mod, "r2_Z_to_C_other"] < 0.35
         assert d_ind.loc[mod, "r2_Z_to_C_other"] < d_clip.loc[mod, "r2_Z_to_C_other"] - 0.4
