@@ -38,7 +38,7 @@ CONFIGS: dict[str, tuple[dict, dict, dict]] = {
     "default": ({}, {}, {}),
     # indiseek 0.1.0's defaults: 50 RNA PCs, Z standardised, ~4,000 updates per member
     "v0.1": ({"n_pcs": 50}, {"normalize_z": True}, {"updates": UPDATES_V01}),
-    "raw_z": ({}, {"normalize_z": False}, {}),
+    "standardised_z": ({}, {"normalize_z": True}, {}),
     "pcs50": ({"n_pcs": 50}, {}, {}),
     "short": ({}, {}, {"updates": UPDATES_V01}),
 }

@@ -24,8 +24,9 @@ def theta_ranking(
 ) -> Figure:
     """Mean θ per cell type, sorted, coloured by level-1 parent (paper Figure 4, left).
 
-    After an ensemble's :func:`indiseek.tl.theta_score`, whiskers span the per-type mean θ of
-    the ensemble's members, and each bar is labelled with its mean β_RNA / β_ADT.
+    After an ensemble's :func:`indiseek.tl.theta_score`, a line across each bar spans the
+    per-type mean θ of the members read alone (how much single models disagree), and each bar
+    is labelled with its mean β_RNA / β_ADT.
 
     Parameters
     ----------
@@ -49,17 +50,8 @@ def theta_ranking(
         bar_colors = OKABE_ITO[4]
     y = np.arange(len(t))
     bars = ax.barh(y, t["mean_theta"], color=bar_colors)
-    if "theta_min" in t:  # the range over the ensemble's members
-        lo, hi = t["mean_theta"] - t["theta_min"], t["theta_max"] - t["mean_theta"]
-        ax.errorbar(
-            t["mean_theta"],
-            y,
-            xerr=[lo.clip(0), hi.clip(0)],
-            fmt="none",
-            ecolor="0.25",
-            lw=0.8,
-            capsize=2,
-        )
+    if "theta_min" in t:  # where the members, each read alone, put the type
+        ax.hlines(y, t["theta_min"], t["theta_max"], color="0.25", lw=0.9)
     if "beta_rna" in t:  # θ ≈ 0 can mean "both separate the type" or "neither does"
         x_text = ax.get_xlim()[1]
         for yi, (br, ba) in enumerate(zip(t["beta_rna"], t["beta_adt"], strict=True)):

@@ -128,9 +128,7 @@ def compare_methods(
                 for b in np.split(reps[key], members, 1)
             ]
         )
-        theta, _, _ = theta_arrays(
-            reps["Z_rna"][mask], reps["Z_adt"][mask], lab, k, members=members
-        )
+        theta, _, _ = theta_arrays(reps["Z_rna"][mask], reps["Z_adt"][mask], lab, k)
         table = rank_table(lab, theta, weights=weights, reference=reference, min_cells=min_cells)
         row = {
             "objective": obj,

@@ -58,7 +58,8 @@ def rank_comparison(
     DataFrame indexed by type: ``n_cells``, ``mean_theta``, ``mean_weight`` (or
     ``reference``), ``theta_rank``, ``weight_rank`` (1 = most RNA-defined), ``included``,
     ``parent``; after an ensemble's :func:`theta_score` also ``theta_min`` / ``theta_max``
-    (the per-type mean θ of the least and most RNA-leaning member: an interval for θ) and
+    (the per-type mean θ of the least and most RNA-leaning member, each read alone: how much
+    single models disagree; the ensemble's own θ can lie outside that range) and
     ``beta_rna`` / ``beta_adt`` (mean β per type: θ ≈ 0 with both high means both modalities
     separate the type, with both low that neither does); ``.attrs["spearman"]``,
     ``.attrs["pvalue"]``, ``.attrs["excluded"]``.
