@@ -5,10 +5,11 @@ For every dataset and configuration, with the default pipeline (``pp.prepare`` �
 per-type mean θ against the reference (the simulator's truth, or Seurat's mean WNN RNA weight
 per type on real data) for
 
-- ``ensemble``: ``tl.theta_score``'s θ (averaged over the members),
-- ``obsm_z``: θ from ``obsm["X_indiseek_Z_rna"]`` / ``["X_indiseek_Z_adt"]`` read as one
-  embedding each (one neighbour search over all members' Z side by side),
-- ``members``: each member alone (the spread a single model has),
+- ``theta_score``: ``tl.theta_score``'s θ, read through ``tl.rank_comparison``,
+- ``obsm_z``: θ computed afresh from ``obsm["X_indiseek_Z_rna"]`` / ``["X_indiseek_Z_adt"]``
+  as ``write_obsm`` writes them (one neighbour search over all members' Z side by side; since
+  0.2 the same as ``theta_score``; in 0.1 these keys held the first member),
+- ``member_mean``: the members' θ averaged (0.1's ensemble θ), and each member alone,
 
 next to θ from per-modality PCA and from the true latent factors, and ARI/NMI of k-means on
 ``X_indiseek``. Simulations: 50/50 split, scored on test cells. Results go to a JSON-lines
@@ -50,7 +51,10 @@ def rho(z_rna, z_adt, labels, ref, members=1) -> float:
 
 
 def baselines(mdata, labels, ref, test) -> dict[str, float]:
-    pcs = mdata.mod["rna"].obsm["X_indiseek_pca"][test], mdata.mod["adt"].obsm["X_indiseek_adt"][test]
+    pcs = (
+        mdata.mod["rna"].obsm["X_indiseek_pca"][test],
+        mdata.mod["adt"].obsm["X_indiseek_adt"][test],
+    )
     out = {"pca": rho(*pcs, labels, ref)}
     if "latent_rna_specific" in mdata.obsm:
         latents = mdata.obsm["latent_rna_specific"][test], mdata.obsm["latent_adt_specific"][test]
@@ -79,8 +83,9 @@ def run_one(mdata, ref, label_key, config, seed, members) -> dict:
     blocks = zip(np.split(z_rna, members, 1), np.split(z_adt, members, 1), strict=True)
     cm = isk.tl.cluster_metrics(mdata, label_key=label_key, obsm_keys=["X_indiseek"], subset=subset)
     return {
-        "rho_ensemble": float(table.attrs["spearman"]),
+        "rho_theta_score": float(table.attrs["spearman"]),
         "rho_obsm_z": rho(z_rna, z_adt, labels, ref),
+        "rho_member_mean": rho(z_rna, z_adt, labels, ref, members),
         "rho_members": [rho(a, b, labels, ref) for a, b in blocks],
         "ari": float(cm["ARI"].iloc[0]),
         "nmi": float(cm["NMI"].iloc[0]),
@@ -133,7 +138,8 @@ def report(paths: list[str]) -> None:
     df["data"] = np.where(real, df["dataset"], df["dataset"] + " " + size)
     df["member_lo"] = df["rho_members"].map(min)
     df["member_hi"] = df["rho_members"].map(max)
-    cols = dict(ensemble=("rho_ensemble", "mean"), obsm_z=("rho_obsm_z", "mean"))
+    cols = dict(theta_score=("rho_theta_score", "mean"), obsm_z=("rho_obsm_z", "mean"))
+    cols["member_mean"] = ("rho_member_mean", "mean")
     cols.update(member_lo=("member_lo", "min"), member_hi=("member_hi", "max"))
     cols.update(pca=("pca", "mean"), ari=("ari", "mean"), runs=("seed", "size"))
     if "true_latents" in df:
@@ -141,11 +147,27 @@ def report(paths: list[str]) -> None:
     per = df.groupby(["data", "config"]).agg(**cols).round(3)
     print(per.to_markdown())
     print()
-    wide = per["ensemble"].unstack("config")
+    wide = per["theta_score"].unstack("config")
     summary = pd.DataFrame({"mean": wide.mean(), "worst": wide.min(), "datasets": wide.count()})
     obsm = per["obsm_z"].unstack("config")
     summary["obsm_z mean"], summary["obsm_z worst"] = obsm.mean(), obsm.min()
     print(summary.round(3).to_markdown())
+    if "v0.1" in wide:  # each configuration against 0.1's defaults on the datasets both ran
+        rows = {}
+        for config in (c for c in wide if c != "v0.1"):
+            both = wide[[config, "v0.1"]].dropna()
+            diff = both[config] - both["v0.1"]
+            rows[config] = {
+                "datasets": len(both),
+                "mean": both[config].mean(),
+                "mean v0.1": both["v0.1"].mean(),
+                "worst": both[config].min(),
+                "worst v0.1": both["v0.1"].min(),
+                "largest drop": diff.min(),
+                "worse by > 0.05": int((diff < -0.05).sum()),
+            }
+        print()
+        print(pd.DataFrame(rows).T.round(3).to_markdown())
 
 
 if __name__ == "__main__":

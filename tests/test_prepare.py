@@ -210,3 +210,10 @@ def test_bmcite_errors(tmp_path, monkeypatch):
     m.write(tmp_path / "one.h5mu")
     with pytest.raises(KeyError, match="'adt'"):
         isk.datasets.bmcite(path=tmp_path / "one.h5mu")
+
+
+def test_default_pcs_grow_with_training_cells():
+    """One RNA PC per 25 training cells, between 50 and 200 (the paper's number)."""
+    from indiseek.pp._prepare import default_n_pcs
+
+    assert [default_n_pcs(n) for n in (100, 1250, 3330, 5000, 15000)] == [50, 50, 133, 200, 200]

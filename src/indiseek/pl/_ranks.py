@@ -52,8 +52,27 @@ def theta_ranking(
     bars = ax.barh(y, t["mean_theta"], color=bar_colors)
     if "theta_min" in t:  # where the members, each read alone, put the type
         ax.hlines(y, t["theta_min"], t["theta_max"], color="0.25", lw=0.9)
+        ax.annotate(
+            "line: range over the members, each read alone",
+            (0.0, 1.0),
+            xytext=(2, 2),
+            xycoords="axes fraction",
+            textcoords="offset points",
+            fontsize=6,
+            color="0.3",
+            va="bottom",
+        )
     if "beta_rna" in t:  # θ ≈ 0 can mean "both separate the type" or "neither does"
         x_text = ax.get_xlim()[1]
+        ax.annotate(
+            "β_RNA / β_ADT",
+            (x_text, len(t) - 0.4),
+            xytext=(4, 0),
+            textcoords="offset points",
+            fontsize=6,
+            color="0.3",
+            annotation_clip=False,
+        )
         for yi, (br, ba) in enumerate(zip(t["beta_rna"], t["beta_adt"], strict=True)):
             ax.annotate(
                 f"β {br:.2f} / {ba:.2f}",
