@@ -175,3 +175,25 @@ def test_predictability(rng):
     x = rng.normal(size=(400, 3))
     assert isk.tl.predictability(x, x[:, :2]) > 0.8
     assert isk.tl.predictability(x, rng.normal(size=(400, 2))) < 0.1
+
+
+def test_second_theta_keeps_the_models(trained):
+    """θ from the prepared PCs under another key leaves the model's θ, β and members alone."""
+    _, mdata = trained
+    isk.tl.theta_score(mdata, label_key="celltype.l2", subset="test")
+    kept = mdata.obs[["indiseek_theta", "indiseek_beta_rna"]].copy()
+    members = mdata.obsm["indiseek_theta_members"].copy()
+    isk.tl.theta_score(
+        mdata,
+        label_key="celltype.l2",
+        subset="test",
+        rna_key="rna:X_indiseek_pca",
+        adt_key="adt:X_indiseek_adt",
+        key_added="theta_pca",
+    )
+    assert {"theta_pca", "theta_pca_beta_rna", "theta_pca_beta_adt"} <= set(mdata.obs)
+    assert mdata.obsm["theta_pca_members"].shape == (mdata.n_obs, 1)
+    pd.testing.assert_frame_equal(mdata.obs[["indiseek_theta", "indiseek_beta_rna"]], kept)
+    np.testing.assert_array_equal(mdata.obsm["indiseek_theta_members"], members)
+    with pytest.raises(KeyError, match="rna:nope"):
+        isk.tl.theta_score(mdata, rna_key="rna:nope", adt_key="adt:X_indiseek_adt")
