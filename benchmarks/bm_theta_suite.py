@@ -62,7 +62,7 @@ def baselines(mdata, labels, ref, test) -> dict[str, float]:
     return out
 
 
-def run_one(mdata, ref, label_key, config, seed, members) -> dict:
+def run_one(mdata, ref, label_key, config, seed, members, n_jobs=None) -> dict:
     _, model_kw, train_kw = CONFIGS[config]
     train_kw = dict(train_kw)
     test = scored_cells(mdata)
@@ -73,7 +73,7 @@ def run_one(mdata, ref, label_key, config, seed, members) -> dict:
         n_train = int(0.9 * model._train_cells.sum())
         train_kw["max_epochs"] = int(np.ceil(train_kw.pop("updates") / max(n_train // 128, 1)))
     t0 = time.perf_counter()
-    model.train(seed=seed, progress_bar=False, n_jobs=1, **train_kw)  # one core per suite job
+    model.train(seed=seed, progress_bar=False, n_jobs=n_jobs, **train_kw)
     train_s = time.perf_counter() - t0
     model.write_obsm(mdata)
     subset = "test" if "indiseek_split" in mdata.obs else None
@@ -103,6 +103,7 @@ def main() -> None:
     ap.add_argument("--data-seeds", default="0,1")
     ap.add_argument("--seeds", default="0,1", help="training seeds")
     ap.add_argument("--members", type=int, default=3)
+    ap.add_argument("--jobs", type=int, default=None, help="members trained at once (1: one core)")
     ap.add_argument("--out", default="suite.jsonl")
     ap.add_argument("--report", nargs="+", help="summarise results files instead of running")
     args = ap.parse_args()
@@ -122,7 +123,8 @@ def main() -> None:
                     for seed in [int(s) for s in args.seeds.split(",")]:
                         row = {"dataset": name, "n_cells": mdata.n_obs, "data_seed": ds}
                         row.update(config=config, seed=seed)
-                        row.update(run_one(mdata, ref, label_key, config, seed, args.members))
+                        res = run_one(mdata, ref, label_key, config, seed, args.members, args.jobs)
+                        row.update(res)
                         print(json.dumps(row), flush=True)
                         with open(args.out, "a") as fh:
                             fh.write(json.dumps(row) + "\n")
