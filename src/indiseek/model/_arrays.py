@@ -283,7 +283,7 @@ def fit_specific(
     settings.update(n_layers=n_layers, epochs=epochs, seed=seed, club_weight=club_weight)
     fit = SpecificFit(branch, device, history, x.shape[1], shared.shape[1], settings)
     if va_t is not None:
-        fit.validation = evaluate_branches({"x": branch}, data, obj, lam, va_t, club_weight)
+        fit.validation = evaluate_branches({"x": branch}, data, va_t, obj, lam, club_weight)
     return fit
 
 

@@ -220,7 +220,7 @@ def fit_specific_branches(
             row = {"epoch": epoch, **acc.means("train_")}
             if has_val:
                 row.update(
-                    evaluate_branches(branches, data, objective, lam, val_idx, club_weight, "val_")
+                    evaluate_branches(branches, data, val_idx, objective, lam, club_weight, "val_")
                 )
             if _epoch_done(rows, row, bar, stopper, modules, "loss"):
                 break
@@ -231,9 +231,9 @@ def fit_specific_branches(
 def evaluate_branches(
     branches: Mapping[str, SpecificBranch],
     data: Mapping[str, BranchData],
+    idx: torch.Tensor,
     objective: Objective,
     lam: float,
-    idx: torch.Tensor,
     club_weight: float = 1.0,
     prefix: str = "",
 ) -> dict[str, float]:

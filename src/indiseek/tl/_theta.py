@@ -75,7 +75,7 @@ def theta_arrays(
     (``members=1`` here), which agreed better with the truth on the θ suite.
     """
     theta, beta_rna, beta_adt = theta_members(
-        z_rna, z_adt, labels, k, pseudocount, method, seed, members
+        z_rna, z_adt, labels, members, k=k, pseudocount=pseudocount, method=method, seed=seed
     )
     return theta.mean(axis=1), beta_rna.mean(axis=1), beta_adt.mean(axis=1)
 
@@ -84,11 +84,12 @@ def theta_members(
     z_rna: np.ndarray,
     z_adt: np.ndarray,
     labels: np.ndarray,
+    members: int,
+    *,
     k: int = 10,
     pseudocount: float | None = None,
     method: Literal["auto", "exact", "approx"] = "auto",
     seed: int = 0,
-    members: int = 1,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """θ, β_RNA and β_ADT of every cell in every member's block: three cells × members arrays.
 
@@ -253,7 +254,9 @@ def theta_score(
     lab = labels.to_numpy()[mask]
     # θ from the whole ensemble (one neighbour search over all members' Z side by side), and
     # each member's own θ for the interval
-    per_member = theta_members(z_rna[mask], z_adt[mask], lab, k, eps, method, seed, members)[0]
+    per_member = theta_members(
+        z_rna[mask], z_adt[mask], lab, members, k=k, pseudocount=eps, method=method, seed=seed
+    )[0]
     theta, beta_rna, beta_adt = theta_arrays(z_rna[mask], z_adt[mask], lab, k, eps, method, seed)
     keys = K.theta_keys(key_added)
     columns = {key_added: theta, keys["beta_rna"]: beta_rna, keys["beta_adt"]: beta_adt}
