@@ -24,10 +24,10 @@ TARGET_UPDATES = 12000
 MIN_EPOCHS, MAX_EPOCHS = 20, 500
 
 
-def default_epochs(n_train: int, batch_size: int) -> int:
-    """Epochs giving about :data:`TARGET_UPDATES` updates (12,000), within [20, 500]."""
+def default_epochs(n_train: int, batch_size: int, target: int = TARGET_UPDATES) -> int:
+    """Epochs giving about ``target`` updates (default 12,000), within [20, 500]."""
     steps = max(n_train // batch_size, 1)
-    return int(min(max(math.ceil(TARGET_UPDATES / steps), MIN_EPOCHS), MAX_EPOCHS))
+    return int(min(max(math.ceil(target / steps), MIN_EPOCHS), MAX_EPOCHS))
 
 
 @dataclass
