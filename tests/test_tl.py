@@ -197,3 +197,17 @@ def test_second_theta_keeps_the_models(trained):
     np.testing.assert_array_equal(mdata.obsm["indiseek_theta_members"], members)
     with pytest.raises(KeyError, match="rna:nope"):
         isk.tl.theta_score(mdata, rna_key="rna:nope", adt_key="adt:X_indiseek_adt")
+
+
+def test_theta_combine_mean_averages_members(trained):
+    """combine="mean" is the members' θ averaged; the default searches the whole ensemble."""
+    _, mdata = trained
+    isk.tl.theta_score(mdata, label_key="celltype.l2", subset="test", combine="mean")
+    members = mdata.obsm["indiseek_theta_members"]
+    test = (mdata.obs["indiseek_split"] == "test").to_numpy()
+    np.testing.assert_allclose(
+        mdata.obs["indiseek_theta"].to_numpy()[test], members[test].mean(axis=1)
+    )
+    assert mdata.uns["indiseek"]["theta"]["combine"] == "mean"
+    with pytest.raises(ValueError, match="combine"):
+        isk.tl.theta_score(mdata, combine="median")

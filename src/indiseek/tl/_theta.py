@@ -169,6 +169,7 @@ def theta_score(
     key_added: str = K.THETA,
     seed: int = 0,
     members: int | Literal["auto"] = "auto",
+    combine: Literal["joint", "mean"] = "joint",
 ) -> None:
     """Per-cell θ = log(β_RNA / β_ADT) from modality-specific embeddings.
 
@@ -217,6 +218,10 @@ def theta_score(
         member's own θ goes to the members key. ``"auto"``: with the default keys, the
         ``n_members`` that :meth:`IndiSeek.write_obsm` recorded (when the keys' widths match
         it); otherwise 1. Pass it explicitly for an ensemble's Z copied to other keys.
+    combine
+        ``"joint"`` (default): θ and β from one neighbour search in all members' Z side by side.
+        ``"mean"``: each member's θ and β averaged (indiseek 0.1's ensemble θ), the better
+        read-out with ``normalize_z=True`` on the θ suite (``benchmarks/README.md``).
 
     Returns
     -------
@@ -234,6 +239,8 @@ def theta_score(
     """
     if int(k) != k or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}.")
+    if combine not in ("joint", "mean"):
+        raise ValueError(f"combine must be 'joint' or 'mean', got {combine!r}.")
     if members == "auto":
         members = _ensemble_members(mdata, rna_key, adt_key)
     z_rna = get_obsm(mdata, rna_key)
@@ -257,7 +264,14 @@ def theta_score(
     per_member = theta_members(
         z_rna[mask], z_adt[mask], lab, members, k=k, pseudocount=eps, method=method, seed=seed
     )[0]
-    theta, beta_rna, beta_adt = theta_arrays(z_rna[mask], z_adt[mask], lab, k, eps, method, seed)
+    if combine == "joint":
+        theta, beta_rna, beta_adt = theta_arrays(
+            z_rna[mask], z_adt[mask], lab, k, eps, method, seed
+        )
+    else:
+        theta, beta_rna, beta_adt = theta_arrays(
+            z_rna[mask], z_adt[mask], lab, k, eps, method, seed, members=members
+        )
     keys = K.theta_keys(key_added)
     columns = {key_added: theta, keys["beta_rna"]: beta_rna, keys["beta_adt"]: beta_adt}
     for key, values in columns.items():
@@ -276,4 +290,5 @@ def theta_score(
         "n_cells": n,
         "key_added": key_added,
         "members": int(members),
+        "combine": combine,
     }
