@@ -54,8 +54,8 @@ def theta_ranking(
         ax.hlines(y, t["theta_min"], t["theta_max"], color="0.25", lw=0.9)
         ax.annotate(
             "line: range over the members, each read alone",
-            (0.0, 1.0),
-            xytext=(2, 2),
+            (0.0, 0.0),
+            xytext=(3, 3),
             xycoords="axes fraction",
             textcoords="offset points",
             fontsize=6,
