@@ -117,23 +117,22 @@ def collect_history(results: Sequence[MemberResult]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def reconstruction_scale(
-    x: dict[str, torch.Tensor], cells: np.ndarray, validation_size: float, seed: int
-) -> dict[str, float]:
-    """E‖X‖² per modality over the first member's training cells (shared by all members)."""
-    tr_local, _ = split_validation(len(cells), validation_size, member_seed(seed, 0))
-    idx = torch.as_tensor(cells[tr_local], device=next(iter(x.values())).device)
-    return {m: float((v[idx] ** 2).sum(1).mean()) for m, v in x.items()}
-
-
 def make_jobs(model, x, cells, cfg, validation_size, clip_epochs, clip_from) -> list[MemberJob]:
-    """One job per member of ``model``: its seed, validation split, data and (reused) step 1."""
+    """One job per member of ``model``: its seed, validation split, data and (reused) step 1.
+
+    The scale of the reconstruction term, E‖X‖², comes from the first member's training cells
+    and is shared by all members (``jobs[0].x_sq``).
+    """
     jobs = []
+    x_sq: dict[str, float] = {}
     for j, member in enumerate(model.module):
         # member 0 is the single model trained with ``seed``
         seed_j = member_seed(cfg.seed, j)
         tr_local, va_local = split_validation(len(cells), validation_size, seed_j)
         tr, va = cells[tr_local], cells[va_local]
+        if j == 0:
+            idx = torch.as_tensor(tr, device=next(iter(x.values())).device)
+            x_sq.update({m: float((v[idx] ** 2).sum(1).mean()) for m, v in x.items()})
         epochs = int(cfg.max_epochs or default_epochs(len(tr), cfg.batch_size))
         reuse = clip_from is not None
         jobs.append(
@@ -148,7 +147,7 @@ def make_jobs(model, x, cells, cfg, validation_size, clip_epochs, clip_from) -> 
                 objective=model.objective.name,
                 lam=model.params["lam"],
                 club_weight=model.params["club_weight"],
-                x_sq=model.x_sq,
+                x_sq=x_sq,
                 clip_state=clip_from.module[j].clip.state_dict() if reuse else None,
                 clip_history=clip_from._clip_history(j) if reuse else pd.DataFrame(),
             )

@@ -25,7 +25,6 @@ from ._ensemble import (
     collect_history,
     make_jobs,
     n_workers,
-    reconstruction_scale,
     run_members,
 )
 from ._inference import RepresentationMixin, z_scales
@@ -298,9 +297,8 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
         self.device = device
         cells = np.flatnonzero(self._train_cells)
         x = {m: to_tensor(v, device) for m, v in self._train_inputs.items()}
-        # the scale of the reconstruction term, from the first member's training cells
-        self.x_sq = reconstruction_scale(x, cells, validation_size, seed)
         jobs = make_jobs(self, x, cells, cfg, validation_size, clip_epochs, clip_from)
+        self.x_sq = jobs[0].x_sq
         updates = jobs[0].epochs * max(len(jobs[0].train_idx) // batch_size, 1)
         workers = n_workers(n_jobs, device, self.n_members, updates)
         t0 = time.perf_counter()

@@ -95,7 +95,7 @@ def _theta_details(mdata: MuData, theta_key: str) -> dict[str, np.ndarray]:
     """β and per-member θ that :func:`theta_score` wrote beside ``theta_key``, if it did."""
     keys = K.theta_keys(theta_key)
     out = {}
-    members = mdata.obsm.get(keys["members"]) if keys["members"] in mdata.obsm else None
+    members = mdata.obsm[keys["members"]] if keys["members"] in mdata.obsm else None
     if members is not None and np.ndim(members) == 2 and members.shape[1] > 1:
         out["theta_members"] = np.asarray(members, dtype=float)
     if keys["beta_rna"] in mdata.obs and keys["beta_adt"] in mdata.obs:
