@@ -111,21 +111,41 @@ def test_figures(trained, tmp_path):
     isk.tl.theta_score(mdata, label_key="celltype.l2")
     table = isk.tl.rank_comparison(
         mdata,
+        "celltype.l2",
         reference=mdata.uns["synthetic_truth"]["rna_importance"],
         parent_key="celltype.l1",
         min_cells=5,
     )
-    f1 = isk.pl.theta_ranking(table, save=tmp_path / "a.png")
-    f2 = isk.pl.rank_scatter(table, save=tmp_path / "b.png")
-    f3 = isk.pl.embeddings(mdata, color="celltype.l1", save=tmp_path / "c.png")
-    f4 = isk.pl.training_curves(model.history, save=tmp_path / "d.png")
+    f1 = isk.pl.theta_ranking(table, save=tmp_path / "a.png", return_fig=True)
+    f2 = isk.pl.rank_scatter(table, save=tmp_path / "b.png", return_fig=True)
+    f3 = isk.pl.embeddings(mdata, color="celltype.l1", save=tmp_path / "c.png", show=False)
+    f4 = isk.pl.training_curves(model, save=tmp_path / "d.png", return_fig=True)
     for f in (f1, f2, f3, f4):
         assert f.axes
     assert "ρ" in f2.axes[0].get_title()
+    # shown (the default): nothing is returned, so Jupyter does not draw the figure twice
+    assert isk.pl.theta_ranking(table) is None
     assert "X_umap_indiseek_Z_rna" in mdata.obsm  # cached
     cached = mdata.obsm["X_umap_indiseek_Z_rna"].copy()
     isk.pl.embeddings(mdata, color="celltype.l1", keys=["X_indiseek_Z_rna"])
     np.testing.assert_array_equal(cached, mdata.obsm["X_umap_indiseek_Z_rna"])
+    # a changed embedding (e.g. after retraining) is noticed: its UMAP is made anew
+    mdata.obsm["X_indiseek_Z_rna"] = mdata.obsm["X_indiseek_Z_rna"][:, :-1]
+    isk.pl.embeddings(mdata, color="celltype.l1", keys=["X_indiseek_Z_rna"])
+    assert not np.array_equal(cached, mdata.obsm["X_umap_indiseek_Z_rna"])
+    # one colour per level-1 type in every figure, kept where scanpy keeps it
+    colors = dict(zip(sorted(mdata.obs["celltype.l1"].unique()), mdata.uns["celltype.l1_colors"]))
+    fig = isk.pl.theta_ranking(mdata, "celltype.l2", parent_key="celltype.l1", return_fig=True)
+    legend = {
+        t.get_text(): h.get_facecolor()
+        for t, h in zip(
+            fig.axes[0].get_legend().get_texts(), fig.axes[0].get_legend().legend_handles
+        )
+    }
+    from matplotlib.colors import to_rgba
+
+    for name, rgba in legend.items():
+        assert to_rgba(colors[name]) == pytest.approx(rgba)
     for name in "abcd":
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000
     import pandas as pd
@@ -138,6 +158,6 @@ def test_figures(trained, tmp_path):
             "spearman": [0.5, 0.6, 0.8, 0.7, 0.2, 0.3],
         }
     )
-    assert isk.pl.compare_methods(df).axes
+    assert isk.pl.compare_methods(df, return_fig=True).axes
     with pytest.raises(KeyError):
         isk.pl.compare_methods(df, metric="nope")

@@ -8,6 +8,8 @@ import torch
 
 import indiseek as isk
 
+from ._snapshot import snapshot as _snapshot
+
 from .conftest import shared_file
 
 KEYS = [
@@ -110,9 +112,10 @@ def test_new_cells(trained, small_mdata_factory):
     new = isk.datasets.synthetic_citeseq(
         n_cells=150, n_genes=300, n_proteins=20, n_types=10, seed=11
     )
+    before = _snapshot(new)
     reps = model.get_representations(new)  # prepared with the training fit on the fly
     assert reps["Z_rna"].shape == (150, 6 * model.n_members)
-    assert "X_indiseek_pca" in new.mod["rna"].obsm
+    assert _snapshot(new) == before  # nothing written to the user's object
     # identical cells give identical representations whether seen in training or not
     sub = mdata[:40].copy()
     for mod in ("rna", "adt"):
@@ -231,7 +234,7 @@ def test_ensemble_members(small_mdata, tmp_path):
     assert "X_indiseek_Z_rna_members" not in small_mdata.obsm
     np.testing.assert_array_equal(small_mdata.obsm["X_indiseek_Z_rna"], every["Z_rna"])
     assert small_mdata.obsm["X_indiseek"].shape == (n, 3 * (8 + 8 + 6 + 6))
-    isk.tl.theta_score(small_mdata, subset="test")
+    isk.tl.theta_score(small_mdata, "celltype.l2", subset="test")
     info = small_mdata.uns["indiseek"]["theta"]
     assert info["members"] == 3 and info["rna_key"] == "X_indiseek_Z_rna"
     test = (small_mdata.obs["indiseek_split"] == "test").to_numpy()
@@ -249,7 +252,10 @@ def test_ensemble_members(small_mdata, tmp_path):
         small_mdata.obsm["indiseek_theta_members"][test], np.stack(per_member, 1)
     )
     table = isk.tl.rank_comparison(
-        small_mdata, reference=small_mdata.uns["synthetic_truth"]["rna_importance"], min_cells=1
+        small_mdata,
+        "celltype.l2",
+        reference=small_mdata.uns["synthetic_truth"]["rna_importance"],
+        min_cells=1,
     )
     assert (table["theta_min"] <= table["theta_max"]).all()
     per_type = pd.DataFrame(np.stack(per_member, 1)).groupby(lab).mean()
@@ -267,7 +273,7 @@ def test_ensemble_members(small_mdata, tmp_path):
     # A single model written afterwards: its Z alone is used.
     single.write_obsm(small_mdata)
     assert small_mdata.obsm["X_indiseek_Z_rna"].shape == (n, 6)
-    isk.tl.theta_score(small_mdata, subset="test")
+    isk.tl.theta_score(small_mdata, "celltype.l2", subset="test")
     assert small_mdata.uns["indiseek"]["theta"]["members"] == 1
 
 

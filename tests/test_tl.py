@@ -79,7 +79,7 @@ def test_theta_subset_and_labels_from_modality(trained):
 
 def test_rank_comparison_exclusion_and_reference(trained):
     _model, mdata = trained
-    isk.tl.theta_score(mdata, label_key="celltype.l2")
+    isk.tl.theta_score(mdata, label_key="celltype.l2", subset=None)
     truth = mdata.uns["synthetic_truth"]["rna_importance"]
     table = isk.tl.rank_comparison(
         mdata, groupby="celltype.l2", reference=truth, parent_key="celltype.l1", min_cells=40
@@ -93,14 +93,14 @@ def test_rank_comparison_exclusion_and_reference(trained):
     assert 0 <= table.attrs["pvalue"] <= 1
     assert "parent" in table
     with pytest.raises(KeyError, match="indiseek_nothing"):
-        isk.tl.rank_comparison(mdata, theta_key="indiseek_nothing")
+        isk.tl.rank_comparison(mdata, "celltype.l2", theta_key="indiseek_nothing")
 
 
 def test_rank_comparison_weights_column(trained):
     _model, mdata = trained
     isk.tl.theta_score(mdata, label_key="celltype.l2")
     mdata.obs["w"] = mdata.obs["indiseek_theta"] * 2 + 1  # a monotone weight: ρ = 1
-    table = isk.tl.rank_comparison(mdata, weight_key="w", min_cells=1)
+    table = isk.tl.rank_comparison(mdata, "celltype.l2", weight_key="w", min_cells=1)
     assert table.attrs["spearman"] == pytest.approx(1.0)
 
 
@@ -155,6 +155,7 @@ def test_compare_methods(small_mdata):
     truth = small_mdata.uns["synthetic_truth"]["rna_importance"]
     df = isk.tl.compare_methods(
         small_mdata,
+        label_key="celltype.l2",
         objectives=["indiseek", "infodisen", "clip"],
         lams=[1.0, 10.0],
         seeds=[0, 1],
@@ -196,7 +197,7 @@ def test_second_theta_keeps_the_models(trained):
     pd.testing.assert_frame_equal(mdata.obs[["indiseek_theta", "indiseek_beta_rna"]], kept)
     np.testing.assert_array_equal(mdata.obsm["indiseek_theta_members"], members)
     with pytest.raises(KeyError, match="rna:nope"):
-        isk.tl.theta_score(mdata, rna_key="rna:nope", adt_key="adt:X_indiseek_adt")
+        isk.tl.theta_score(mdata, "celltype.l2", rna_key="rna:nope", adt_key="adt:X_indiseek_adt")
 
 
 def test_theta_combine_mean_averages_members(trained):
@@ -210,4 +211,4 @@ def test_theta_combine_mean_averages_members(trained):
     )
     assert mdata.uns["indiseek"]["theta"]["combine"] == "mean"
     with pytest.raises(ValueError, match="combine"):
-        isk.tl.theta_score(mdata, combine="median")
+        isk.tl.theta_score(mdata, "celltype.l2", combine="median")

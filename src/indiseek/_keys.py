@@ -26,3 +26,8 @@ def theta_keys(key_added: str) -> dict[str, str]:
     if key_added == THETA:
         return {"beta_rna": BETA_RNA, "beta_adt": BETA_ADT, "members": THETA_MEMBERS}
     return {k: f"{key_added}_{k}" for k in ("beta_rna", "beta_adt", "members")}
+
+
+def embedding_keys(key_added: str = OBSM_ALL) -> dict[str, str]:
+    """``.obsm`` keys of C and Z that :meth:`IndiSeek.write_obsm` writes for a ``key_added``."""
+    return {k: f"{key_added}_{k}" for k in OBSM}

@@ -5,6 +5,7 @@ Every error names the modality, key, shape or value at fault and what was expect
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -59,6 +60,75 @@ def get_matrix(adata: AnnData, layer: str | None, modality: str):
     return adata.layers[layer]
 
 
+def check_unique_names(mdata: MuData, modalities: tuple[str, ...]) -> None:
+    """Cell names (of the MuData and each modality) and feature names must be unique."""
+    where = {"mdata": mdata.obs_names, **{m: mdata.mod[m].obs_names for m in modalities}}
+    for name, index in where.items():
+        if not index.is_unique:
+            dup = index[index.duplicated()].unique()
+            fix = (
+                "mdata.obs_names_make_unique()"
+                if name == "mdata"
+                else (f"mdata.mod[{name!r}].obs_names_make_unique() and mdata.update()")
+            )
+            raise ValueError(
+                f"{'The MuData' if name == 'mdata' else f'Modality {name!r}'} has {len(dup)} "
+                f"duplicate cell names (e.g. {list(dup[:3])}); cells must be told apart by name. "
+                f"Make them unique first, e.g. {fix}."
+            )
+    for m in modalities:
+        names = mdata.mod[m].var_names
+        if not names.is_unique:
+            dup = names[names.duplicated()].unique()
+            raise ValueError(
+                f"Modality {m!r} has {len(dup)} duplicate feature names (e.g. {list(dup[:3])}); "
+                f"make them unique first, e.g. mdata.mod[{m!r}].var_names_make_unique()."
+            )
+
+
+def is_integer_valued(x, n_check: int = 100_000) -> bool:
+    """Whether a matrix holds whole numbers (checked on up to ``n_check`` stored values)."""
+    values = x.data if sparse.issparse(x) else np.asarray(x).ravel()
+    if values.dtype.kind in "iub":
+        return True
+    sample = values[:n_check]
+    sample = sample[np.isfinite(sample)]  # NaN and inf are reported by check_counts
+    return bool(np.all(sample == np.round(sample)))
+
+
+def resolve_counts(adata: AnnData, layer: str | None, modality: str, role: str):
+    """The raw counts of a modality: ``layer``, else ``.X``, else ``layers["counts"]``.
+
+    Whole numbers are expected. When ``.X`` is not whole-numbered (e.g. log-normalised data
+    from Seurat's ``data`` slot) and ``layers["counts"]`` is, the counts layer is used with a
+    warning; otherwise a ValueError says which layer to pass. Returns ``(matrix, layer)``.
+    """
+    x = get_matrix(adata, layer, modality)
+    if is_integer_valued(x):
+        return x, layer
+    where = f"layer {layer!r}" if layer else ".X"
+    if layer is None and "counts" in adata.layers and is_integer_valued(adata.layers["counts"]):
+        warnings.warn(
+            f"Modality {modality!r}: .X holds non-integer values (normalised data?); using its "
+            f"raw counts in layers['counts'] instead. Pass {role}_layer='counts' to say so.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return adata.layers["counts"], "counts"
+    layers = sorted(adata.layers)
+    raise ValueError(
+        f"Modality {modality!r} ({where}) holds non-integer values (e.g. "
+        f"{_first_fraction(x):g}); raw counts are expected, not normalised data. Pass "
+        f"{role}_layer=<layer with raw counts> (layers: {layers})."
+    )
+
+
+def _first_fraction(x) -> float:
+    values = x.data if sparse.issparse(x) else np.asarray(x).ravel()
+    frac = values[values != np.round(values)]
+    return float(frac[0]) if len(frac) else float("nan")
+
+
 def check_counts(x, modality: str, obs_names: pd.Index, where: str = ".X") -> None:
     """Counts must be finite, non-negative, and every cell must have some."""
     values = x.data if sparse.issparse(x) else np.asarray(x)
@@ -85,6 +155,8 @@ def check_counts(x, modality: str, obs_names: pd.Index, where: str = ".X") -> No
 
 def find_labels(mdata: MuData, key: str) -> pd.Series:
     """Labels from ``mdata.obs[key]`` or a modality's ``.obs`` (``'rna:celltype'`` or ``'celltype'``)."""
+    if not isinstance(key, str):
+        raise TypeError(f"A column name must be a string, got {key!r}.")
     if key in mdata.obs:
         return mdata.obs[key]
     if ":" in key:
@@ -104,17 +176,47 @@ def find_labels(mdata: MuData, key: str) -> pd.Series:
 
 
 def get_obsm(mdata: MuData, key: str, modality: str | None = None) -> np.ndarray:
-    """An embedding from ``mdata.obsm``, a modality's ``.obsm`` (``modality``), or ``"mod:key"``."""
+    """An embedding from ``mdata.obsm``, a modality's ``.obsm`` (``modality`` or ``"mod:key"``).
+
+    A key found in no ``mdata.obsm`` but in exactly one modality's ``.obsm`` is taken from
+    there.
+    """
+    if not isinstance(key, str):
+        raise TypeError(f"An .obsm key must be a string, got {type(key).__name__}.")
     if key not in mdata.obsm and ":" in key and modality is None:
         mod, _, inner = key.partition(":")
         if mod in mdata.mod and inner in mdata.mod[mod].obsm:
-            return np.asarray(mdata.mod[mod].obsm[inner])
+            return _in_mudata_order(mdata, mod, inner)
     if modality is not None and key in mdata.mod[modality].obsm:
-        return np.asarray(mdata.mod[modality].obsm[key])
+        return _in_mudata_order(mdata, modality, key)
     if key in mdata.obsm:
         return np.asarray(mdata.obsm[key])
+    holders = [m for m, a in mdata.mod.items() if key in a.obsm]
+    if modality is None and len(holders) == 1:
+        return _in_mudata_order(mdata, holders[0], key)
     where = f"mdata.obsm or mdata.mod[{modality!r}].obsm" if modality else "mdata.obsm"
-    raise KeyError(
-        f"No embedding {key!r} in {where}; available: {sorted(mdata.obsm)}. "
-        "Run isk.pp.prepare (inputs) or model.write_obsm(mdata) (IndiSeek embeddings) first."
+    in_mods = [f"{m}:{k}" for m, a in mdata.mod.items() for k in a.obsm]
+    hint = (
+        f" It is in several modalities; name one, e.g. {holders[0]}:{key}."
+        if len(holders) > 1
+        else " Run isk.pp.prepare (inputs) or model.write_obsm(mdata) (IndiSeek embeddings) first."
     )
+    raise KeyError(
+        f"No embedding {key!r} in {where}; available: {sorted(mdata.obsm)} and, in the "
+        f"modalities (as '<modality>:<key>'), {in_mods}.{hint}"
+    )
+
+
+def _in_mudata_order(mdata: MuData, mod: str, key: str) -> np.ndarray:
+    """A modality's ``.obsm[key]`` with one row per cell of ``mdata``, in ``mdata``'s order."""
+    adata = mdata.mod[mod]
+    x = np.asarray(adata.obsm[key])
+    if adata.obs_names.equals(mdata.obs_names):
+        return x
+    idx = adata.obs_names.get_indexer(mdata.obs_names)
+    if (idx < 0).any():
+        raise ValueError(
+            f"Modality {mod!r} lacks {int((idx < 0).sum())} of the MuData's cells, so "
+            f"{mod}:{key} has no row for them; subset the MuData to the modality's cells first."
+        )
+    return x[idx]

@@ -69,7 +69,6 @@ def _analyse(
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     from . import pl, tl
 
@@ -85,7 +84,7 @@ def _analyse(
         }
         for row in last.to_dict(orient="records")
     }
-    plt.close(pl.training_curves(model.history, save=figs / "training_curves.png"))
+    pl.training_curves(model, save=figs / "training_curves.png")
     if label_key is None:
         return metrics
     subset = "test" if K.SPLIT in mdata.obs and (mdata.obs[K.SPLIT] == "test").any() else None
@@ -103,8 +102,8 @@ def _analyse(
         metrics["theta_reference"] = "simulator truth" if reference is not None else weight_key
         metrics["theta_excluded_types"] = table.attrs["excluded"]
         metrics["theta_per_type"] = table.reset_index().to_dict(orient="records")
-        plt.close(pl.theta_ranking(table, save=figs / "theta_ranking.png"))
-        plt.close(pl.rank_scatter(table, save=figs / "rank_scatter.png"))
+        pl.theta_ranking(table, save=figs / "theta_ranking.png")
+        pl.rank_scatter(table, save=figs / "rank_scatter.png")
         _say(
             quiet, f"θ vs {metrics['theta_reference']}: Spearman ρ = {table.attrs['spearman']:.3f}"
         )
@@ -113,7 +112,7 @@ def _analyse(
     metrics["clustering"] = cm.to_dict(orient="records")
     # UMAPs of the test cells only: the embeddings' behaviour on unseen cells, at half the cost.
     shown = mdata[(mdata.obs[K.SPLIT] == "test").to_numpy()].copy() if subset else mdata
-    plt.close(pl.embeddings(shown, color=labels[::-1], save=figs / "embeddings_umap.png"))
+    pl.embeddings(shown, color=labels[::-1], save=figs / "embeddings_umap.png")
     return metrics
 
 

@@ -246,18 +246,19 @@ def fit_specific(
     device = resolve_device(accelerator)
     tr, va = split_validation(len(x), validation_size, seed)
     c_club = cross if obj.club_on_cross else shared
-    torch.manual_seed(seed)
     critic = shared.shape[1] if obj.complement == "infonce_zc" else c_club.shape[1]
-    branch = SpecificBranch(
-        x.shape[1],
-        shared.shape[1],
-        c_club.shape[1],
-        n_specific,
-        n_hidden,
-        n_layers,
-        n_c_critic=critic if obj.uses_critics else None,
-        normalize_z=normalize_z,
-    ).to(device)
+    with torch.random.fork_rng(devices=[]):  # the caller's global RNG stays as it was
+        torch.manual_seed(seed)
+        branch = SpecificBranch(
+            x.shape[1],
+            shared.shape[1],
+            c_club.shape[1],
+            n_specific,
+            n_hidden,
+            n_layers,
+            n_c_critic=critic if obj.uses_critics else None,
+            normalize_z=normalize_z,
+        ).to(device)
     data = {
         "x": BranchData(
             x=to_tensor(x, device),

@@ -39,21 +39,23 @@ def build_members(
     """``n_members`` freshly initialised members, member ``j`` drawn from ``member_seed(seed, j)``."""
     members = []
     for j in range(int(params["n_members"])):
-        torch.manual_seed(member_seed(seed, j))
-        members.append(
-            IndiSeekModule(
-                n_features,
-                params["n_shared"],
-                params["n_specific"],
-                params["n_hidden"],
-                params["n_layers"],
-                temperature=params["temperature"],
-                learn_temperature=params["learn_temperature"],
-                specific=objective.has_specific,
-                critics=objective.uses_critics,
-                normalize_z=params["normalize_z"],
+        # seeded initialisation without touching the caller's global torch RNG
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(member_seed(seed, j))
+            members.append(
+                IndiSeekModule(
+                    n_features,
+                    params["n_shared"],
+                    params["n_specific"],
+                    params["n_hidden"],
+                    params["n_layers"],
+                    temperature=params["temperature"],
+                    learn_temperature=params["learn_temperature"],
+                    specific=objective.has_specific,
+                    critics=objective.uses_critics,
+                    normalize_z=params["normalize_z"],
+                )
             )
-        )
     return torch.nn.ModuleList(members)
 
 

@@ -150,6 +150,9 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
         self.train_params: dict[str, Any] = {}
         self.x_sq: dict[str, float] = {}
         self.z_scale: dict[str, list[float]] | None = None
+        self.block_scale: list[float] | None = None
+        self.obs_names = np.asarray(mdata.obs_names, dtype=str)
+        self._loaded = False
 
     @staticmethod
     def setup_mudata(
@@ -281,10 +284,10 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
         >>> model.train(max_epochs=2000, lr=1e-4)  # the paper's schedule  # doctest: +SKIP
         >>> model.history.tail()  # doctest: +SKIP
         """
-        if self._train_cells is None or not self._train_cells.any():
+        if self._loaded:
             raise RuntimeError(
-                "This model was loaded from disk and has no training cells; build a new "
-                "isk.IndiSeek(mdata, ...) to train."
+                "This model was loaded from disk; build a new isk.IndiSeek(mdata, ...) to "
+                "train (a loaded model is for read-outs)."
             )
         cfg = TrainConfig.pick(locals(), cpu_threads=n_threads)  # validates every setting
         for name, value in (("clip_epochs", clip_epochs), ("n_jobs", n_jobs)):
@@ -312,6 +315,7 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
         self.z_scale = (
             z_scales(self.module, train_x, device) if self.objective.has_specific else None
         )
+        self.block_scale = self._measure_block_scale()
         self.train_params = {
             **{k: v for k, v in dataclasses.asdict(cfg).items() if k in _RECORDED},
             "max_epochs": jobs[0].epochs,

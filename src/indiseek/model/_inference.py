@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .. import _keys as K
-from .._embeddings import concatenate_blocks
+from .._embeddings import block_scales, concatenate_blocks
 from ..nn import IndiSeekModule, to_tensor
 from ._arrays import encode_chunks
 
@@ -87,6 +87,9 @@ def relative_errors(
     return {m: float(np.mean(v)) if v else float("nan") for m, v in errors.items()}
 
 
+REPRESENTATIONS = ("all", "C_rna", "C_adt", "Z_rna", "Z_adt")
+
+
 class RepresentationMixin:
     """What a trained IndiSeek model gives: C and Z of any cells, reconstruction, ``.obsm``."""
 
@@ -97,7 +100,10 @@ class RepresentationMixin:
     def _inputs_of(self, mdata: MuData | None) -> dict[str, np.ndarray]:
         if mdata is None:
             if self._train_inputs is None:
-                raise ValueError("This model was loaded without a MuData; pass mdata.")
+                raise ValueError(
+                    "This model was loaded without its cells (saved with save_inputs=False, or "
+                    "by indiseek < 0.3); pass mdata."
+                )
             return self._train_inputs
         return self.registry.new_inputs(mdata, self.prepare_state, self.n_features)
 
@@ -110,8 +116,8 @@ class RepresentationMixin:
         ----------
         mdata
             The training MuData or new cells with the same features (``None``: the cells the
-            model was built on). New cells without prepared inputs are prepared with the
-            training preprocessing first.
+            model was built on). New cells without prepared inputs are prepared on the fly with
+            the training preprocessing; nothing is written to ``mdata``.
         members
             True (default): every member's features side by side, in member order
             (``n_members × n_shared`` and ``n_members × n_specific`` columns), as
@@ -135,6 +141,80 @@ class RepresentationMixin:
         n_used = self.n_members if members else 1
         return encode(list(self.module)[:n_used], inputs, self.device, self.z_scale)
 
+    def get_latent_representation(
+        self,
+        mdata: MuData | None = None,
+        representation: str = "all",
+        indices: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """One representation as an array, in the manner of scvi-tools' accessor.
+
+        Parameters
+        ----------
+        mdata
+            Cells to embed (``None``: the cells the model was built on); not modified.
+        representation
+            ``"all"`` (default): the four concatenated, each member's block scaled as in
+            ``obsm["X_indiseek"]`` (:meth:`write_obsm`); or one of ``"C_rna"``, ``"C_adt"``,
+            ``"Z_rna"``, ``"Z_adt"``.
+        indices
+            Integer positions of the cells to return (default: all).
+
+        Returns
+        -------
+        numpy array, cells × dims.
+
+        Examples
+        --------
+        >>> mdata.obsm["X_indiseek_Z_rna"] = model.get_latent_representation(  # doctest: +SKIP
+        ...     mdata, "Z_rna"
+        ... )
+        """
+        if representation not in REPRESENTATIONS:
+            raise ValueError(
+                f"representation must be one of {list(REPRESENTATIONS)}, got {representation!r}."
+            )
+        reps = self.get_representations(mdata)
+        out = self._concatenated(reps) if representation == "all" else reps[representation]
+        if indices is None:
+            return out
+        idx = np.asarray(indices)
+        if (
+            idx.dtype.kind not in "iu"
+            or idx.ndim != 1
+            or (len(idx) and not (0 <= idx.min() and idx.max() < len(out)))
+        ):
+            raise ValueError(
+                f"indices must be 1-D integer positions in [0, {len(out)}), got {idx.dtype} "
+                f"array of shape {idx.shape}."
+            )
+        return out[idx]
+
+    def _concatenated(self, reps: dict[str, np.ndarray]) -> np.ndarray:
+        """``X_indiseek``: every member's C and Z blocks, scaled with the training cells' scales."""
+        blocks = [b for k in K.OBSM for b in np.split(reps[k], self.n_members, axis=1)]
+        if self.block_scale is None:  # models saved before 0.3
+            if self._train_inputs is None:
+                raise ValueError(
+                    "This model (saved by indiseek < 0.3) has no stored block scales and was "
+                    "loaded without its cells; load it with the training MuData."
+                )
+            self.block_scale = self._measure_block_scale()
+        return concatenate_blocks(blocks, self.block_scale)
+
+    def _measure_block_scale(self) -> list[float]:
+        """Scales of the C and Z blocks of ``X_indiseek``, measured on the training cells."""
+        cells = self._train_cells
+        if cells is None or not cells.any():
+            cells = np.ones(len(self._train_inputs["rna"]), dtype=bool)
+        own = encode(
+            self.module,
+            {m: v[cells] for m, v in self._train_inputs.items()},
+            self.device,
+            self.z_scale,
+        )
+        return block_scales([b for k in K.OBSM for b in np.split(own[k], self.n_members, axis=1)])
+
     def reconstruction_error(
         self, mdata: MuData | None = None, mask: np.ndarray | None = None
     ) -> dict[str, float]:
@@ -153,40 +233,69 @@ class RepresentationMixin:
         """
         self._require_trained()
         inputs = self._inputs_of(mdata)
+        if mask is not None:
+            mask = np.asarray(mask)
+            n = len(inputs["rna"])
+            if mask.dtype != bool or mask.shape != (n,):
+                raise ValueError(
+                    f"mask must be a boolean array of length {n}, got {mask.dtype} {mask.shape}."
+                )
+            if not mask.any():
+                raise ValueError("mask selects no cells.")
         every = encode(self.module, inputs, self.device)
         return relative_errors(self.module, inputs, every, self.x_sq, mask, self.device)
 
-    def write_obsm(self, mdata: MuData) -> None:
+    def write_obsm(self, mdata: MuData, key_added: str = K.OBSM_ALL) -> None:
         """Write the ensemble's representations into ``mdata.obsm``.
 
-        Keys: ``X_indiseek_C_rna``, ``X_indiseek_C_adt``, ``X_indiseek_Z_rna``,
-        ``X_indiseek_Z_adt`` — every member's features side by side, as
+        Parameters
+        ----------
+        mdata
+            The cells to embed (the training MuData or new cells with the same features).
+        key_added
+            Prefix of the keys (default ``"X_indiseek"``); pass another one to keep a second
+            model's representations beside the first's.
+
+        Returns
+        -------
+        Nothing; writes ``<key_added>_C_rna``, ``<key_added>_C_adt``, ``<key_added>_Z_rna``,
+        ``<key_added>_Z_adt`` — every member's features side by side, as
         :meth:`get_representations` returns them (Z with unit variance per dimension on the
-        training cells; models saved by indiseek 0.1 give Z unscaled) — and ``X_indiseek``, the four concatenated, each member's block scaled
-        to unit total variance so that no block and no member dominates distances. θ (:func:`indiseek.tl.theta_score`), the UMAPs
-        (:func:`indiseek.pl.embeddings`) and the clustering read-outs
-        (:func:`indiseek.tl.cluster_metrics`) all read these keys, so they describe the same
-        ensemble. The model's settings go to ``mdata.uns["indiseek"]["model"]``
-        (``n_members`` tells how many blocks each key holds). Removed: UMAPs cached from
-        earlier embeddings (``X_umap_indiseek*``) and indiseek 0.1's ``X_indiseek_Z_*_members``.
+        training cells) — and ``<key_added>``, the four concatenated with each member's block
+        scaled to unit total variance *on the training cells* (the scales are stored in the
+        model, so a cell gets the same coordinates whichever cells it is embedded with). θ
+        (:func:`indiseek.tl.theta_score`), the UMAPs (:func:`indiseek.pl.embeddings`) and the
+        clustering read-outs (:func:`indiseek.tl.cluster_metrics`) read these keys, so they
+        describe the same ensemble. The model's settings go to
+        ``mdata.uns["indiseek"]["embeddings"][key_added]`` (and, for the default key,
+        ``mdata.uns["indiseek"]["model"]``; ``n_members`` tells how many blocks each key
+        holds). Removed as stale: UMAPs cached from these keys (``X_umap_<key>…``) and, for the
+        default key, indiseek 0.1's ``X_indiseek_Z_*_members``.
 
         Examples
         --------
         >>> model.write_obsm(mdata)  # doctest: +SKIP
+        >>> other.write_obsm(mdata, key_added="X_indiseek_lam1")  # doctest: +SKIP
         """
+        if not isinstance(key_added, str) or not key_added:
+            raise ValueError(f"key_added must be a non-empty string, got {key_added!r}.")
         reps = self.get_representations(mdata)
-        for k, key in K.OBSM.items():
+        keys = K.embedding_keys(key_added)
+        for k, key in keys.items():
             mdata.obsm[key] = reps[k]
-        blocks = [b for k in K.OBSM for b in np.split(reps[k], self.n_members, axis=1)]
-        mdata.obsm[K.OBSM_ALL] = concatenate_blocks(blocks)
-        # indiseek 0.1's member keys and UMAPs cached from earlier embeddings are stale now
-        for key in [
-            *K.OBSM_MEMBERS_OLD,
-            *(k for k in mdata.obsm if k.startswith("X_umap_indiseek")),
-        ]:
+        mdata.obsm[key_added] = self._concatenated(reps)
+        umap_prefix = f"X_umap_{key_added.removeprefix('X_')}"
+        stale = [k for k in mdata.obsm if k.startswith(umap_prefix)]
+        if key_added == K.OBSM_ALL:
+            stale += list(K.OBSM_MEMBERS_OLD)
+        for key in stale:
             mdata.obsm.pop(key, None)
-        mdata.uns.setdefault(K.UNS, {})["model"] = {
+        info = {
             **self.params,
             **{k: v for k, v in self.train_params.items() if not isinstance(v, bool | type(None))},
             "z_is_c": not self.objective.has_specific,
         }
+        uns = mdata.uns.setdefault(K.UNS, {})
+        uns.setdefault("embeddings", {})[key_added] = info
+        if key_added == K.OBSM_ALL:
+            uns["model"] = info

@@ -3,7 +3,9 @@
 - ``model.pt``: weights and the numeric part of the preprocessing fit, tensors only, read with
   ``torch.load(weights_only=True)`` so that loading never runs code;
 - ``config.json``: settings, registry, library versions and the string part of the fit;
-- ``history.csv``: per-epoch losses.
+- ``history.csv``: per-epoch losses;
+- ``cells.npz`` (since 0.3): names of the cells the model was built on, which of them trained
+  it, and (by default) their inputs, read with ``numpy.load(allow_pickle=False)``.
 
 Format 2 (indiseek ≥ 0.2) names weights ``<j>.clip…`` / ``<j>.branches.<role>…`` (member j);
 format 1 (0.1.0) files are converted on load by :func:`convert_v1_state`.
@@ -25,7 +27,7 @@ import torch
 from ..nn import get_objective
 from ._device import resolve_device
 from ._ensemble import build_members
-from ._registry import Registry
+from ._registry import ROLES, Registry
 
 if TYPE_CHECKING:
     from mudata import MuData
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 MODEL_FILE = "model.pt"
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.csv"
+CELLS_FILE = "cells.npz"
 FORMAT = 2
 
 
@@ -92,12 +95,13 @@ def read(
         raise FileNotFoundError(
             f"{path} is not a saved IndiSeek model (needs {MODEL_FILE} and {CONFIG_FILE})."
         )
-    config = json.loads((path / CONFIG_FILE).read_text())
+    config = _read_config(path / CONFIG_FILE)
     fmt = config.get("format", 1)
     if fmt not in (1, FORMAT):
         raise ValueError(
-            f"{path} was saved in format {fmt}; this indiseek reads formats 1 and {FORMAT}. "
-            "Upgrade indiseek to load it."
+            f"{path / CONFIG_FILE} says format {fmt!r}; this indiseek "
+            f"({versions()['indiseek']}) reads formats 1 and {FORMAT}. Upgrade indiseek to load "
+            "it."
         )
     try:
         tensors = torch.load(path / MODEL_FILE, map_location=device, weights_only=True)
@@ -105,6 +109,11 @@ def read(
         raise ValueError(
             f"Refusing to load {path / MODEL_FILE}: it holds objects other than plain tensors "
             f"(it may have been tampered with), and loading it could run code. ({err})"
+        ) from err
+    except Exception as err:  # truncated or corrupt archives raise many different errors
+        raise ValueError(
+            f"Cannot read the weights in {path / MODEL_FILE} (truncated or corrupt file?): "
+            f"{type(err).__name__}: {err}. Save the model again."
         ) from err
     if not isinstance(tensors, dict) or not all(
         isinstance(v, torch.Tensor) for v in tensors.values()
@@ -145,6 +154,60 @@ def convert_v1_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+_REQUIRED = ("params", "setup", "n_features")
+
+
+def _read_config(file: Path) -> dict[str, Any]:
+    """``config.json``, checked for the entries a model needs."""
+    try:
+        config = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(
+            f"{file} is not valid JSON ({err}); the saved model is corrupt. Save it again from "
+            "the trained model."
+        ) from err
+    missing = [k for k in _REQUIRED if not isinstance(config, dict) or k not in config]
+    if missing:
+        raise ValueError(
+            f"{file} lacks {missing}; it is not an IndiSeek model configuration (or it is "
+            "truncated). Save the model again."
+        )
+    try:
+        get_objective(config["params"]["objective"])
+        Registry(**config["setup"])
+        {k: int(v) for k, v in config["n_features"].items()}
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(
+            f"{file} holds invalid settings ({type(err).__name__}: {err}); save the model again."
+        ) from err
+    return config
+
+
+def write_cells(
+    path: Path, obs_names: np.ndarray, train: np.ndarray, inputs: dict[str, np.ndarray] | None
+) -> None:
+    """``cells.npz``: the cells the model was built on, its training cells and (optionally) inputs."""
+    arrays = {"obs_names": np.asarray(obs_names, dtype=str), "train": np.asarray(train, bool)}
+    for role, x in (inputs or {}).items():
+        arrays[f"input_{role}"] = np.asarray(x, dtype=np.float32)
+    np.savez(path / CELLS_FILE, **arrays)
+
+
+def read_cells(path: Path) -> dict[str, np.ndarray] | None:
+    """What :func:`write_cells` wrote (``None`` for models saved before 0.3); never unpickles."""
+    file = Path(path) / CELLS_FILE
+    if not file.exists():
+        return None
+    try:
+        with np.load(file, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except Exception as err:
+        raise ValueError(
+            f"Cannot read {file} (truncated or corrupt?): {type(err).__name__}: {err}. Save the "
+            "model again, or delete the file to load the weights without the training cells."
+        ) from err
+
+
 def _flatten(d: dict, prefix: str = "") -> list[tuple[str, Any]]:
     out = []
     for k, v in d.items():
@@ -179,12 +242,23 @@ def _json_default(obj: Any) -> Any:
 class SaveLoadMixin:
     """``save`` and ``load`` of an IndiSeek model in the format above."""
 
-    def save(self, path: str | Path, overwrite: bool = False) -> None:
-        """Save weights, settings, preprocessing fit and history to a directory.
+    def save(self, path: str | Path, overwrite: bool = False, save_inputs: bool = True) -> None:
+        """Save weights, settings, preprocessing fit, history and the training cells.
 
         Weights and arrays go to ``model.pt`` (tensors only, loadable with
         ``torch.load(weights_only=True)``); settings, library versions and feature names to
-        ``config.json``; the training history to ``history.csv``.
+        ``config.json``; the training history to ``history.csv``; the names of the cells the
+        model was built on and which of them trained it to ``cells.npz``.
+
+        Parameters
+        ----------
+        path
+            Directory to write (created if needed).
+        overwrite
+            Replace the files of an existing, non-empty directory.
+        save_inputs
+            Also store the model inputs of those cells (cells × (RNA PCs + proteins),
+            float32), so that a loaded model gives every read-out without the MuData.
 
         Examples
         --------
@@ -198,24 +272,31 @@ class SaveLoadMixin:
             "train_params": self.train_params,
             "x_sq": self.x_sq,
             "z_scale": self.z_scale,
+            "block_scale": self.block_scale,
         }
         write(path, self.module.state_dict(), config, self.prepare_state, self.history, overwrite)
+        if self.obs_names is not None and self._train_cells is not None:
+            inputs = self._train_inputs if save_inputs else None
+            write_cells(Path(path), self.obs_names, self._train_cells, inputs)
 
     @classmethod
-    def load(cls, path: str | Path, mdata: MuData | None = None, accelerator: str = "cpu") -> Any:
+    def load(cls, path: str | Path, mdata: MuData | None = None, accelerator: str = "auto") -> Any:
         """Load a model saved with :meth:`save`.
 
         The weights file is read with ``torch.load(weights_only=True)``: a file that would run
-        code when unpickled is refused with a ``ValueError`` and nothing in it is executed.
+        code when unpickled is refused with a ``ValueError`` and nothing in it is executed;
+        truncated or corrupt files are refused with an error naming the file.
 
         Parameters
         ----------
         path
             Directory written by :meth:`save`.
         mdata
-            Optional MuData to attach (its inputs must match the model's features).
+            Optional MuData to attach: read-outs without ``mdata`` then describe its cells. Its
+            inputs must match the model's features; cells that trained the model are recognised
+            by name (or, for older files, by the split column).
         accelerator
-            Device to load onto.
+            Device to load onto (``"auto"``, as in :meth:`train`: cuda, then mps, then cpu).
 
         Returns
         -------
@@ -223,28 +304,61 @@ class SaveLoadMixin:
 
         Examples
         --------
+        >>> model = isk.IndiSeek.load("my_model")  # doctest: +SKIP
         >>> model = isk.IndiSeek.load("my_model", mdata)  # doctest: +SKIP
         """
         device = resolve_device(accelerator)
+        path = Path(path)
         config, state, prepare_state, history = read(path, device)
+        cells = read_cells(path)
         model = cls.__new__(cls)
         model.objective = get_objective(config["params"]["objective"])
         model.params = {"n_members": 1, "normalize_z": True, "club_weight": 1.0, **config["params"]}
         model.registry = Registry(**config["setup"])
-        model.n_features = config["n_features"]
+        model.n_features = {k: int(v) for k, v in config["n_features"].items()}
         model.train_params = config.get("train_params", {})
         model.x_sq = config.get("x_sq", {})
         model.z_scale = config.get("z_scale")  # None in 0.1.0 files: Z as the encoder gives it
+        model.block_scale = config.get("block_scale")
         model.module = build_members(model.params, model.n_features, model.objective, seed=0)
-        model.module.load_state_dict(state)
+        try:
+            model.module.load_state_dict(state)
+        except RuntimeError as err:
+            raise ValueError(
+                f"The weights in {path / MODEL_FILE} do not fit the settings in "
+                f"{path / CONFIG_FILE} (files from different models, or edited?): {err}"
+            ) from err
         model.module.to(device).eval()
         model.device = device
         model.prepare_state = prepare_state
         model.history = history
         model.is_trained = True
-        model._train_inputs = None
-        model._train_cells = None
-        if mdata is not None:
-            model._train_inputs = model._inputs_of(mdata)
-            model._train_cells = np.zeros(len(model._train_inputs["rna"]), dtype=bool)
+        model._loaded = True
+        model._attach(cells, mdata)
         return model
+
+    def _attach(self, cells: dict[str, np.ndarray] | None, mdata: MuData | None) -> None:
+        """The cells a loaded model describes: the saved ones, or ``mdata``'s."""
+        names = None if cells is None else cells["obs_names"].astype(str)
+        trained_on = None if cells is None else names[cells["train"].astype(bool)]
+        self.obs_names, self._train_inputs, self._train_cells = names, None, None
+        if cells is not None and all(f"input_{r}" in cells for r in ROLES):
+            self._train_inputs = {r: cells[f"input_{r}"] for r in ROLES}
+            self._train_cells = cells["train"].astype(bool)
+        if mdata is None:
+            return
+        self._train_inputs = self._inputs_of(mdata)
+        self.obs_names = np.asarray(mdata.obs_names, dtype=str)
+        if trained_on is not None:
+            self._train_cells = np.isin(self.obs_names, trained_on)
+        elif self.registry.split_key in mdata.obs:
+            self._train_cells = self.registry.train_mask(mdata, mdata.n_obs)
+        else:
+            self._train_cells = None  # unknown (a model saved by indiseek < 0.3)
+
+    @property
+    def training_cells(self) -> np.ndarray | None:
+        """Names of the cells that trained the model (``None`` when not known)."""
+        if self._train_cells is None or self.obs_names is None:
+            return None
+        return self.obs_names[self._train_cells]

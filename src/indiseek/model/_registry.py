@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import _keys as K
-from .._validate import check_same_cells, get_modality
+from .._validate import check_same_cells, check_unique_names, get_modality
 
 if TYPE_CHECKING:
     from mudata import MuData
@@ -74,6 +74,7 @@ class Registry:
             if not np.all(np.isfinite(x)):
                 raise ValueError(f"{mod!r}.obsm[{rep!r}] holds NaN or infinite values.")
         check_same_cells(mdata, self.rna, self.adt)
+        check_unique_names(mdata, (self.rna, self.adt))
         if self.split_key in mdata.obs:
             values = set(mdata.obs[self.split_key].astype(str).unique())
             if not values <= {"train", "test"} or "train" not in values:
@@ -114,23 +115,30 @@ class Registry:
         self, mdata: MuData, prepare_state: dict | None, n_features: dict[str, int]
     ) -> dict[str, np.ndarray]:
         """Inputs of cells the model was not built on, checked against the training fit."""
+        for role in ROLES:
+            get_modality(mdata, self.modality(role), role)
         missing = any(
             self.rep(r) not in get_modality(mdata, self.modality(r), r).obsm for r in ROLES
         )
         if missing and prepare_state is not None:
-            from ..pp import prepare
+            from ..pp._prepare import prepared_inputs
 
-            logger.info("preparing new cells with the training preprocessing")
-            prepare(mdata, rna=self.rna, adt=self.adt, reference=prepare_state)
-        elif prepare_state is not None:
+            # computed on the fly: the user's object is left as it is
+            logger.info("preparing new cells with the training preprocessing (not stored)")
+            inputs = prepared_inputs(mdata, prepare_state, self.rna, self.adt)
+        else:
             theirs = mdata.uns.get(K.UNS, {}).get("prepare")
-            if theirs is not None and not same_fit(theirs, prepare_state):
+            if (
+                prepare_state is not None
+                and theirs is not None
+                and not same_fit(theirs, prepare_state)
+            ):
                 raise ValueError(
-                    "These cells were prepared with a different preprocessing fit than the one the "
-                    "model was trained on (other genes, moments or PCA loadings); run "
+                    "These cells were prepared with a different preprocessing fit than the one "
+                    "the model was trained on (other genes, moments or PCA loadings); run "
                     "isk.pp.prepare(new_mdata, reference=training_mdata) instead."
                 )
-        inputs = self.inputs(mdata)
+            inputs = self.inputs(mdata)
         for role in ROLES:
             where = f"Modality {self.modality(role)!r}: .obsm[{self.rep(role)!r}]"
             if inputs[role].shape[1] != n_features[role]:

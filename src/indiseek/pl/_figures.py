@@ -4,30 +4,40 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from .. import _keys as K
 from .._validate import find_labels, get_obsm
-from ._common import OKABE_ITO, doc_params, finish, new_axes, palette
+from ._common import OKABE_ITO, category_colors, doc_params, finish, new_axes, palette
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from mudata import MuData
 
 
+def _fingerprint(x: np.ndarray) -> str:
+    import hashlib
+
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    return hashlib.sha1(x.tobytes() + str(x.shape).encode()).hexdigest()
+
+
 def _umap(mdata: MuData, key: str, recompute: bool, seed: int) -> np.ndarray:
-    cache = f"X_umap_{key.removeprefix('X_')}"
-    if cache in mdata.obsm and not recompute and len(mdata.obsm[cache]) == mdata.n_obs:
+    """UMAP of an embedding, cached in ``obsm`` with a fingerprint of what it was made from."""
+    cache = f"X_umap_{key.removeprefix('X_').replace(':', '_')}"
+    x = get_obsm(mdata, key)
+    made_from = mdata.uns.get(K.UNS, {}).get("umap", {}).get(cache)
+    if cache in mdata.obsm and not recompute and made_from == f"{_fingerprint(x)}:{seed}":
         return np.asarray(mdata.obsm[cache])
     import umap
 
-    x = get_obsm(mdata, key)
     n_neighbors = min(15, max(2, len(x) - 1))
     coords = umap.UMAP(n_neighbors=n_neighbors, random_state=seed).fit_transform(x)
     mdata.obsm[cache] = coords.astype(np.float32)
+    mdata.uns.setdefault(K.UNS, {}).setdefault("umap", {})[cache] = f"{_fingerprint(x)}:{seed}"
     return coords
 
 
@@ -40,12 +50,17 @@ def embeddings(
     recompute: bool = False,
     seed: int = 0,
     point_size: float | None = None,
+    show: bool | None = None,
     save: str | os.PathLike | None = None,
-) -> Figure:
+    return_fig: bool = False,
+) -> Figure | None:
     """UMAP panels of the IndiSeek embeddings, one column per embedding, one row per label.
 
-    UMAP coordinates are cached in ``mdata.obsm["X_umap_<key>"]``, so replotting is instant;
-    pass ``recompute=True`` after retraining.
+    Writes: UMAP coordinates to ``mdata.obsm["X_umap_<key>"]`` with a fingerprint of the
+    embedding they were made from in ``mdata.uns["indiseek"]["umap"]`` (replotting is
+    instant; a changed embedding, e.g. after retraining, is detected and its UMAP
+    recomputed), and each label column's colours to ``mdata.uns["<label>_colors"]`` when
+    absent (as scanpy does), so a cell type has the same colour in every figure.
 
     Parameters
     ----------
@@ -54,9 +69,10 @@ def embeddings(
     color
         Label column(s) to colour by.
     keys
-        ``mdata.obsm`` keys (default: C_rna, Z_rna, C_adt, Z_adt and the concatenation).
+        ``mdata.obsm`` keys, or ``"<modality>:<key>"`` (default: C_rna, Z_rna, C_adt, Z_adt
+        and the concatenation).
     recompute
-        Recompute cached UMAPs.
+        Recompute the UMAPs even when the cache matches.
     seed
         UMAP seed.
     point_size
@@ -88,9 +104,12 @@ def embeddings(
         len(colors), len(keys), figsize=(3.3 * len(keys) + 1.8, 3.2 * len(colors)), squeeze=False
     )
     for r, ck in enumerate(colors):
-        labels = find_labels(mdata, ck).astype(str).to_numpy()
-        cats = sorted(pd.unique(labels))
-        pal = dict(zip(cats, palette(len(cats)), strict=True))
+        found = find_labels(mdata, ck)
+        labels = found.astype(str).where(found.notna(), "NA").to_numpy()
+        pal = category_colors(mdata, ck)
+        cats = [c for c in pal if c in set(labels)]
+        if "NA" in set(labels):
+            pal, cats = {**pal, "NA": "lightgrey"}, [*cats, "NA"]
         point_colors = [pal[v] for v in labels]
         for c, key in enumerate(keys):
             ax = axes[r, c]
@@ -113,7 +132,7 @@ def embeddings(
             title=ck,
             title_fontsize=8,
         )
-    return finish(fig, save)
+    return finish(fig, save, show, return_fig)
 
 
 @doc_params
@@ -122,8 +141,10 @@ def compare_methods(
     metric: str = "spearman",
     *,
     ax=None,
+    show: bool | None = None,
     save: str | os.PathLike | None = None,
-) -> Figure:
+    return_fig: bool = False,
+) -> Figure | None:
     """A metric per objective across λ, mean ± sd over seeds (paper Figure 5).
 
     Parameters
@@ -172,19 +193,24 @@ def compare_methods(
     n_seeds = df["seed"].nunique()
     ax.set_title(f"Methods across λ (mean ± sd over {n_seeds} seed{'s' if n_seeds > 1 else ''})")
     ax.legend(fontsize=8, frameon=False)
-    return finish(fig, save)
+    return finish(fig, save, show, return_fig)
 
 
 @doc_params
 def training_curves(
-    history: pd.DataFrame, *, member: int = 0, save: str | os.PathLike | None = None
-) -> Figure:
+    history: pd.DataFrame | Any,
+    *,
+    member: int = 0,
+    show: bool | None = None,
+    save: str | os.PathLike | None = None,
+    return_fig: bool = False,
+) -> Figure | None:
     """Loss terms per epoch for step 1 (InfoNCE) and step 2 (CLUB, relative reconstruction error).
 
     Parameters
     ----------
     history
-        ``model.history``.
+        A trained model, or its ``model.history``.
     member
         Ensemble member to show (``model.history["member"]``; the models of an ensemble train
         one after another on the same schedule).
@@ -196,6 +222,16 @@ def training_curves(
     """
     import matplotlib.pyplot as plt
 
+    if not isinstance(history, pd.DataFrame):
+        if getattr(history, "history", None) is None:
+            raise TypeError(
+                f"Expected a trained IndiSeek model or its .history, got {type(history).__name__}."
+            )
+        history = history.history
+    if "step" not in history or "epoch" not in history:
+        raise ValueError(
+            f"Not a training history (needs columns 'step' and 'epoch'); got {list(history.columns)[:8]}."
+        )
     if "member" in history:
         members = sorted(history["member"].unique())
         if member not in members:
@@ -229,4 +265,4 @@ def training_curves(
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("epoch")
         ax.legend(fontsize=7, frameon=False)
-    return finish(fig, save)
+    return finish(fig, save, show, return_fig)

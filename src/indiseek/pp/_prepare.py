@@ -10,7 +10,13 @@ import pandas as pd
 from scipy import sparse
 
 from .. import _keys as K
-from .._validate import check_counts, check_same_cells, get_matrix, get_modality
+from .._validate import (
+    check_counts,
+    check_same_cells,
+    check_unique_names,
+    get_modality,
+    resolve_counts,
+)
 from ._split import split_cells
 
 if TYPE_CHECKING:
@@ -245,6 +251,10 @@ def prepare(
         preprocessing to new cells instead of fitting (e.g. to embed new cells with a trained
         model). The genes and proteins it was fitted on must be present.
 
+    Raw counts are expected (whole numbers). When ``.X`` holds normalised values and
+    ``layers["counts"]`` holds counts (e.g. after ``SeuratDisk``/``WriteH5MU``), the layer is
+    used with a warning; otherwise non-integer values are an error naming the modality.
+
     Returns
     -------
     Nothing; writes
@@ -264,18 +274,99 @@ def prepare(
     >>> mdata.mod["rna"].obsm["X_indiseek_pca"].shape
     (500, 50)
     """
-    rna_ad, adt_ad, rna_counts, adt_counts = _checked_counts(
+    out = _compute(
+        mdata,
+        rna,
+        adt,
+        n_pcs,
+        train_size,
+        seed,
+        rna_layer,
+        adt_layer,
+        n_top_genes,
+        scale_max,
+        adt_clr_axis,
+        adt_n_pcs,
+        reference,
+    )
+    rna_ad, adt_ad = mdata.mod[rna], mdata.mod[adt]
+    rna_ad.obsm[K.RNA_INPUT] = out["rna"]
+    rna_ad.var[K.HVG] = rna_ad.var_names.isin(out["state"]["rna"]["genes"])
+    adt_ad.layers[K.ADT_CLR_LAYER] = out["clr"]
+    adt_ad.obsm[K.ADT_INPUT] = out["adt"]
+    if not out["state"]["params"]["from_reference"]:
+        if train_size is not None:
+            mdata.obs[K.SPLIT] = pd.Categorical(
+                np.where(out["train"], "train", "test"), categories=["train", "test"]
+            )
+        elif K.SPLIT in mdata.obs:
+            del mdata.obs[K.SPLIT]
+    mdata.uns.setdefault(K.UNS, {})["prepare"] = out["state"]
+
+
+def prepared_inputs(
+    mdata: MuData, reference: dict, rna: str | None = None, adt: str | None = None
+) -> dict[str, np.ndarray]:
+    """The model inputs of new cells under a fitted preprocessing, without writing anything.
+
+    ``reference`` is a ``mdata.uns["indiseek"]["prepare"]`` dict. Modality names default to
+    the reference's; counts come from the layer the reference was prepared from when the new
+    cells have it, else from ``.X`` (or ``layers["counts"]``, see :func:`prepare`).
+    Returns ``{"rna": …, "adt": …}``.
+    """
+    p = reference.get("params", {})
+    rna = rna or str(p.get("rna", "rna"))
+    adt = adt or str(p.get("adt", "adt"))
+    layers = []
+    for role, mod in (("rna", rna), ("adt", adt)):
+        layer = str(p.get(f"{role}_layer", "")) or None
+        has = mod in getattr(mdata, "mod", {}) and layer in mdata.mod[mod].layers
+        layers.append(layer if has else None)
+    out = _compute(
+        mdata,
+        rna,
+        adt,
+        None,
+        None,
+        0,
+        *layers,
+        2000,
+        float(p.get("scale_max", 10.0)),
+        int(p.get("adt_clr_axis", 1)),
+        None,
+        reference,
+    )
+    return {"rna": out["rna"], "adt": out["adt"]}
+
+
+def _compute(
+    mdata,
+    rna,
+    adt,
+    n_pcs,
+    train_size,
+    seed,
+    rna_layer,
+    adt_layer,
+    n_top_genes,
+    scale_max,
+    adt_clr_axis,
+    adt_n_pcs,
+    reference,
+) -> dict[str, Any]:
+    """Everything :func:`prepare` writes, computed without touching ``mdata``."""
+    rna_ad, adt_ad, rna_counts, adt_counts, rna_layer, adt_layer = _checked_counts(
         mdata, rna, adt, rna_layer, adt_layer, n_top_genes, adt_clr_axis
     )
     n = rna_ad.n_obs
     ref_state = None
     if reference is not None:
-        ref_state = reference.uns[K.UNS]["prepare"] if hasattr(reference, "uns") else reference
+        ref_state = _reference_state(reference)
         if train_size is not None:
             raise ValueError("train_size cannot be combined with reference= (nothing is fitted).")
     train = np.ones(n, dtype=bool) if train_size is None else split_cells(n, train_size, seed)
-    if train.sum() < 2:
-        raise ValueError("At least 2 training cells are needed.")
+    if ref_state is None and train.sum() < 2:
+        raise ValueError(f"At least 2 training cells are needed to fit; got {int(train.sum())}.")
     lognorm = _lognorm(rna_counts)
     if ref_state is None:
         rna_state = _fit_rna(
@@ -291,28 +382,15 @@ def prepare(
     else:
         rna_state = ref_state["rna"]
     rna_x = _apply_rna(lognorm, rna_ad.var_names, rna_state, rna)
-
     clr, adt_state = _adt_clr(
         adt_ad, adt_counts, train, ref_state, adt_clr_axis, adt_n_pcs, seed, adt
     )
     adt_x = _apply_adt(clr, adt_state)
-
-    rna_ad.obsm[K.RNA_INPUT] = rna_x
-    rna_ad.var[K.HVG] = rna_ad.var_names.isin(rna_state["genes"])
-    adt_ad.layers[K.ADT_CLR_LAYER] = clr
-    adt_ad.obsm[K.ADT_INPUT] = adt_x
-    if ref_state is None:
-        if train_size is not None:
-            mdata.obs[K.SPLIT] = pd.Categorical(
-                np.where(train, "train", "test"), categories=["train", "test"]
-            )
-        elif K.SPLIT in mdata.obs:
-            del mdata.obs[K.SPLIT]
     params = dict(rna=rna, adt=adt, rna_layer=rna_layer or "", adt_layer=adt_layer or "")
     params.update(
         n_pcs=int(rna_state["n_pcs"]),
         n_top_genes=len(rna_state["genes"]),
-        scale_max=float(scale_max),
+        scale_max=float(rna_state.get("scale_max", scale_max)),
         adt_clr_axis=int(adt_state["clr_axis"]),
         adt_n_pcs=int(adt_state.get("n_pcs", 0)),
         train_size=-1 if train_size is None else float(train_size),
@@ -320,10 +398,32 @@ def prepare(
         seed=int(seed),
         from_reference=ref_state is not None,
     )
-    uns = mdata.uns.setdefault(K.UNS, {})
-    uns["prepare"] = {"rna": rna_state, "adt": adt_state, "params": params}
     msg = "prepared %d cells (%d for fitting): RNA %d PCs of %d genes, ADT %d dims"
     logger.info(msg, n, train.sum(), rna_x.shape[1], len(rna_state["genes"]), adt_x.shape[1])
+    return {
+        "rna": rna_x,
+        "adt": adt_x,
+        "clr": clr,
+        "train": train,
+        "state": {"rna": rna_state, "adt": adt_state, "params": params},
+    }
+
+
+def _reference_state(reference) -> dict[str, Any]:
+    if hasattr(reference, "uns"):
+        state = reference.uns.get(K.UNS, {}).get("prepare")
+        if state is None:
+            raise ValueError(
+                "reference= is a MuData that was never prepared (no "
+                "uns['indiseek']['prepare']); pass the prepared training MuData."
+            )
+        return state
+    if not isinstance(reference, dict) or not {"rna", "adt"} <= set(reference):
+        raise TypeError(
+            "reference= must be a prepared MuData or its uns['indiseek']['prepare'] dict, got "
+            f"{type(reference).__name__}."
+        )
+    return reference
 
 
 def _adt_clr(adt_ad, counts, train, ref_state, clr_axis, n_pcs, seed, adt: str):
@@ -356,9 +456,10 @@ def _checked_counts(mdata, rna, adt, rna_layer, adt_layer, n_top_genes, adt_clr_
         raise ValueError(f"n_top_genes must be >= 2, got {n_top_genes}.")
     if adt_clr_axis not in (0, 1):
         raise ValueError(f"adt_clr_axis must be 0 or 1, got {adt_clr_axis!r}.")
+    check_unique_names(mdata, (rna, adt))
     obs_names = rna_ad.obs_names
-    rna_counts = get_matrix(rna_ad, rna_layer, rna)
-    adt_counts = get_matrix(adt_ad, adt_layer, adt)
+    rna_counts, rna_layer = resolve_counts(rna_ad, rna_layer, rna, "rna")
+    adt_counts, adt_layer = resolve_counts(adt_ad, adt_layer, adt, "adt")
     check_counts(rna_counts, rna, obs_names, f"layer {rna_layer!r}" if rna_layer else ".X")
     check_counts(adt_counts, adt, obs_names, f"layer {adt_layer!r}" if adt_layer else ".X")
-    return rna_ad, adt_ad, rna_counts, adt_counts
+    return rna_ad, adt_ad, rna_counts, adt_counts, rna_layer, adt_layer

@@ -26,7 +26,7 @@ def compare_methods(
     lams: Sequence[float] = (0.1, 1.0, 10.0),
     seeds: Sequence[int] = (0, 1, 2),
     *,
-    label_key: str = "celltype.l2",
+    label_key: str,
     weight_key: str | None = "rna:mod_weight",
     reference: pd.Series | dict | None = None,
     subset: str | np.ndarray | None = "auto",
@@ -92,8 +92,6 @@ def compare_methods(
 
     model_kwargs = dict(model_kwargs or {})
     train_kwargs = {"progress_bar": False, **(train_kwargs or {})}
-    if subset == "auto":
-        subset = "test" if K.SPLIT in mdata.obs and (mdata.obs[K.SPLIT] == "test").any() else None
     labels = find_labels(mdata, label_key)
     mask = _subset_mask(mdata, subset, K.SPLIT) & labels.notna().to_numpy()
     lab = labels.astype(object).to_numpy()[mask]

@@ -39,8 +39,9 @@ def disentanglement(
     model
         A trained :class:`indiseek.IndiSeek`.
     cells
-        ``"test"``: cells with ``mdata.obs[split_key] == "test"`` when there are any, else
-        all; ``"all"``.
+        ``"test"``: cells that did not train the model (known by name to the model, also
+        after :meth:`~indiseek.IndiSeek.load`; for models saved before 0.3, cells with
+        ``mdata.obs[split_key] == "test"``) when there are any, else all; ``"all"``.
     split_key
         Column of the train/test split.
     seed
@@ -59,7 +60,12 @@ def disentanglement(
         raise ValueError(f"cells must be 'test' or 'all', got {cells!r}.")
     every = model.get_representations(mdata, members=True)
     mask = np.ones(mdata.n_obs, dtype=bool)
-    if cells == "test" and split_key in mdata.obs:
+    trained_on = getattr(model, "training_cells", None)
+    if cells == "test" and trained_on is not None:
+        # the model knows its training cells by name (also after load, and on new cells)
+        test = ~np.isin(np.asarray(mdata.obs_names, dtype=str), trained_on)
+        mask = test if test.any() else mask
+    elif cells == "test" and split_key in mdata.obs:
         test = (mdata.obs[split_key].astype(str) == "test").to_numpy()
         mask = test if test.any() else mask
     n = model.n_members

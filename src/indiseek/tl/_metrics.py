@@ -20,13 +20,13 @@ DEFAULT_KEYS = [*K.OBSM.values(), K.OBSM_ALL]
 
 def cluster_metrics(
     mdata: MuData,
-    label_key: str | Sequence[str] = "celltype.l2",
+    label_key: str | Sequence[str],
     obsm_keys: Sequence[str] | None = None,
     *,
     n_clusters: int | None = None,
     n_init: int = 10,
     seed: int = 0,
-    subset: str | np.ndarray | None = None,
+    subset: str | np.ndarray | None = "auto",
     split_key: str = K.SPLIT,
 ) -> pd.DataFrame:
     """ARI and NMI between k-means clusters of embeddings and cell-type labels.
@@ -49,7 +49,9 @@ def cluster_metrics(
     seed
         k-means seed.
     subset
-        Restrict to cells: boolean mask or a value of ``mdata.obs[split_key]`` (e.g. ``"test"``).
+        Restrict to cells: ``"auto"`` (default: held-out cells when ``mdata.obs[split_key]``
+        has any, else all; as :func:`theta_score`), ``None`` (all), a boolean mask or a value
+        of ``mdata.obs[split_key]``.
     split_key
         Column ``subset`` refers to.
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 def rank_comparison(
     mdata: MuData,
-    groupby: str = "celltype.l2",
+    groupby: str,
     weight_key: str | None = "rna:mod_weight",
     *,
     theta_key: str = K.THETA,
@@ -69,14 +69,27 @@ def rank_comparison(
     >>> df = isk.tl.rank_comparison(mdata, groupby="celltype.l2", weight_key="rna:mod_weight")  # doctest: +SKIP
     >>> df.attrs["spearman"]  # doctest: +SKIP
     """
-    if theta_key not in mdata.obs:
-        raise KeyError(f"No {theta_key!r} in mdata.obs; run isk.tl.theta_score(mdata, ...) first.")
     if reference is None and weight_key is None:
         raise ValueError("Pass weight_key (a per-cell weight column) or reference (per type).")
+    return type_table(mdata, groupby, weight_key, theta_key, reference, parent_key, min_cells)
+
+
+def type_table(
+    mdata: MuData,
+    groupby: str,
+    weight_key: str | None = None,
+    theta_key: str = K.THETA,
+    reference: pd.Series | dict | None = None,
+    parent_key: str | None = None,
+    min_cells: int = 10,
+) -> pd.DataFrame:
+    """:func:`rank_comparison`'s table; without weights or reference, θ per type alone."""
+    if theta_key not in mdata.obs:
+        raise KeyError(f"No {theta_key!r} in mdata.obs; run isk.tl.theta_score(mdata, ...) first.")
     labels = find_labels(mdata, groupby)
-    weights = (
-        None if reference is not None else find_labels(mdata, weight_key).to_numpy(dtype=float)
-    )
+    weights = None
+    if reference is None and weight_key is not None:
+        weights = _weights(mdata, weight_key)
     parents = None if parent_key is None else find_labels(mdata, parent_key).to_numpy()
     table = rank_table(
         labels.to_numpy(),
@@ -86,9 +99,21 @@ def rank_comparison(
         parents=parents,
         min_cells=min_cells,
         **_theta_details(mdata, theta_key),
+        require_reference=False,
     )
     table.index.name = groupby
     return table
+
+
+def _weights(mdata: MuData, weight_key: str) -> np.ndarray:
+    column = find_labels(mdata, weight_key)
+    try:
+        return column.to_numpy(dtype=float)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"Weight column {weight_key!r} must be numeric (an RNA weight per cell), got "
+            f"{column.dtype} values such as {column.dropna().iloc[:2].tolist()}."
+        ) from err
 
 
 def _theta_details(mdata: MuData, theta_key: str) -> dict[str, np.ndarray]:
@@ -115,12 +140,14 @@ def rank_table(
     theta_members: np.ndarray | None = None,
     beta_rna: np.ndarray | None = None,
     beta_adt: np.ndarray | None = None,
+    require_reference: bool = True,
 ) -> pd.DataFrame:
     """Array version of :func:`rank_comparison`: per-cell types, θ and weights (or per-type reference).
 
     With ``theta_members`` (cells × members) the table gains ``theta_min`` / ``theta_max``:
     the range of the per-type mean θ over the ensemble's members; with ``beta_rna`` /
-    ``beta_adt``, their per-type means.
+    ``beta_adt``, their per-type means. ``require_reference=False`` allows neither weights
+    nor reference: a θ-only table (no reference column, rank or ρ).
     """
     from scipy.stats import spearmanr
 
@@ -130,9 +157,12 @@ def rank_table(
     if weights is not None:
         ok &= np.isfinite(np.asarray(weights, dtype=float))
     frame = pd.DataFrame({"type": types[ok], "theta": theta[ok]})
-    if reference is None:
-        if weights is None:
+    if reference is None and weights is None:
+        if require_reference:
             raise ValueError("Pass per-cell weights or a per-type reference.")
+        ref_name = None
+        frame["weight"] = np.nan
+    elif reference is None:
         ref_name = "mean_weight"
         frame["weight"] = np.asarray(weights, dtype=float)[ok]
     else:
@@ -157,9 +187,9 @@ def rank_table(
         {
             "n_cells": grouped.size(),
             "mean_theta": grouped["theta"].mean(),
-            ref_name: grouped["weight"].mean(),
+            ref_name or "_none": grouped["weight"].mean(),
         }
-    )
+    ).drop(columns="_none", errors="ignore")
     member_cols = [c for c in frame if c.startswith("_m")]
     if member_cols:
         per_member = grouped[member_cols].mean()
@@ -170,12 +200,13 @@ def rank_table(
     table["included"] = table["n_cells"] >= min_cells
     inc = table["included"]
     table["theta_rank"] = table["mean_theta"].where(inc).rank(ascending=False)
-    table["weight_rank"] = table[ref_name].where(inc).rank(ascending=False)
+    if ref_name is not None:
+        table["weight_rank"] = table[ref_name].where(inc).rank(ascending=False)
     if parents is not None:
         table["parent"] = grouped["parent"].agg(lambda s: s.value_counts().index[0])
     table = table.sort_values("mean_theta", ascending=False)
     inc = table["included"]
-    if inc.sum() >= 3:
+    if inc.sum() >= 3 and ref_name is not None:
         res = spearmanr(table.loc[inc, "mean_theta"], table.loc[inc, ref_name])
         rho, p = float(res.statistic), float(res.pvalue)
     else:

@@ -122,20 +122,33 @@ def theta_members(
 
 
 def _ensemble_members(mdata: MuData, rna_key: str, adt_key: str) -> int:
-    """Members side by side in the default Z keys, as ``write_obsm`` recorded them."""
-    if (rna_key, adt_key) != (K.OBSM["Z_rna"], K.OBSM["Z_adt"]):
-        return 1
-    info = mdata.uns.get(K.UNS, {}).get("model", {})
-    n = int(info.get("n_members", 1))
-    width = int(info.get("n_shared" if info.get("z_is_c") else "n_specific", 0))
-    shapes = [mdata.obsm[key].shape[1] for key in (rna_key, adt_key) if key in mdata.obsm]
-    # indiseek 0.1 wrote the first member alone here (its members went to other keys)
-    return n if n > 1 and shapes == [n * width] * 2 else 1
+    """Members side by side in Z keys that ``write_obsm`` wrote, as it recorded them."""
+    written = dict(mdata.uns.get(K.UNS, {}).get("embeddings", {}))
+    if K.OBSM_ALL not in written and "model" in mdata.uns.get(K.UNS, {}):
+        written[K.OBSM_ALL] = mdata.uns[K.UNS]["model"]  # written by indiseek < 0.3
+    for key_added, info in written.items():
+        keys = K.embedding_keys(key_added)
+        if (rna_key, adt_key) != (keys["Z_rna"], keys["Z_adt"]):
+            continue
+        n = int(info.get("n_members", 1))
+        width = int(info.get("n_shared" if info.get("z_is_c") else "n_specific", 0))
+        shapes = [mdata.obsm[k].shape[1] for k in (rna_key, adt_key) if k in mdata.obsm]
+        # indiseek 0.1 wrote the first member alone here (its members went to other keys)
+        return n if n > 1 and shapes == [n * width] * 2 else 1
+    return 1
 
 
 def _subset_mask(mdata: MuData, subset, split_key: str) -> np.ndarray:
+    """Cells to score: ``None`` (all), ``"auto"`` (held-out cells when there is a split with
+    some, else all), a value of ``mdata.obs[split_key]``, or a boolean mask."""
     n = mdata.n_obs
     if subset is None:
+        return np.ones(n, dtype=bool)
+    if isinstance(subset, str) and subset == "auto":
+        if split_key in mdata.obs:
+            test = (mdata.obs[split_key].astype(str) == "test").to_numpy()
+            if test.any():
+                return test
         return np.ones(n, dtype=bool)
     if isinstance(subset, str):
         if split_key not in mdata.obs:
@@ -157,12 +170,12 @@ def _subset_mask(mdata: MuData, subset, split_key: str) -> np.ndarray:
 
 def theta_score(
     mdata: MuData,
-    label_key: str = "celltype.l2",
+    label_key: str,
     k: int = 10,
     *,
     rna_key: str = K.OBSM["Z_rna"],
     adt_key: str = K.OBSM["Z_adt"],
-    subset: str | np.ndarray | None = None,
+    subset: str | np.ndarray | None = "auto",
     split_key: str = K.SPLIT,
     pseudocount: float | None = None,
     method: Literal["auto", "exact", "approx"] = "auto",
@@ -198,10 +211,15 @@ def theta_score(
     k
         Number of neighbours (paper: 10).
     rna_key, adt_key
-        ``mdata.obsm`` keys of Z_RNA and Z_ADT (any two embeddings work, e.g. per-modality PCs).
+        Keys of Z_RNA and Z_ADT in ``mdata.obsm``, or in a modality's ``.obsm`` as
+        ``"<modality>:<key>"`` (any two embeddings work, e.g. the prepared per-modality inputs
+        ``"rna:X_indiseek_pca"`` and ``"adt:X_indiseek_adt"``, the naive baseline; give a
+        ``key_added`` then, so the model's θ is kept).
     subset
-        Score only these cells, with neighbours searched among them: a boolean mask or a value
-        of ``mdata.obs[split_key]`` such as ``"test"``. Other cells get NaN.
+        Score only these cells, with neighbours searched among them: ``"auto"`` (default:
+        the held-out cells, ``mdata.obs[split_key] == "test"``, when there are any, else all
+        cells), ``None`` (all cells), a value of ``mdata.obs[split_key]`` such as
+        ``"train"``, or a boolean mask. Other cells get NaN.
     split_key
         Column that ``subset`` names a value of.
     pseudocount
@@ -228,8 +246,9 @@ def theta_score(
     Nothing; writes ``mdata.obs[key_added]``, ``mdata.obs["indiseek_beta_rna"]``,
     ``mdata.obs["indiseek_beta_adt"]``, every member's own θ in
     ``mdata.obsm["indiseek_theta_members"]`` (cells × members) and
-    ``mdata.uns["indiseek"]["theta"]``. With another ``key_added``, β and the members go to
-    ``<key_added>_beta_rna``, ``<key_added>_beta_adt`` and ``<key_added>_members``, so a second
+    ``mdata.uns["indiseek"]["theta"]`` (the settings). With another ``key_added``, β and the
+    members go to ``<key_added>_beta_rna``, ``<key_added>_beta_adt`` and
+    ``<key_added>_members`` and the settings to ``mdata.uns["indiseek"][key_added]``, so a second
     θ (e.g. from the prepared PCs) does not overwrite the model's.
 
     Examples
@@ -281,7 +300,8 @@ def theta_score(
     full = np.full((mdata.n_obs, members), np.nan)
     full[mask] = per_member
     mdata.obsm[keys["members"]] = full
-    mdata.uns.setdefault(K.UNS, {})["theta"] = {
+    uns_key = "theta" if key_added == K.THETA else key_added
+    mdata.uns.setdefault(K.UNS, {})[uns_key] = {
         "label_key": label_key,
         "k": int(k),
         "pseudocount": eps,
