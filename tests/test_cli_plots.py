@@ -134,12 +134,16 @@ def test_figures(trained, tmp_path):
     isk.pl.embeddings(mdata, color="celltype.l1", keys=["X_indiseek_Z_rna"])
     assert not np.array_equal(cached, mdata.obsm["X_umap_indiseek_Z_rna"])
     # one colour per level-1 type in every figure, kept where scanpy keeps it
-    colors = dict(zip(sorted(mdata.obs["celltype.l1"].unique()), mdata.uns["celltype.l1_colors"]))
+    l1 = mdata.obs["celltype.l1"]
+    cats = list(l1.cat.categories) if hasattr(l1, "cat") else sorted(l1.unique())
+    colors = dict(zip(cats, mdata.uns["celltype.l1_colors"], strict=True))
     fig = isk.pl.theta_ranking(mdata, "celltype.l2", parent_key="celltype.l1", return_fig=True)
     legend = {
         t.get_text(): h.get_facecolor()
         for t, h in zip(
-            fig.axes[0].get_legend().get_texts(), fig.axes[0].get_legend().legend_handles
+            fig.axes[0].get_legend().get_texts(),
+            fig.axes[0].get_legend().legend_handles,
+            strict=True,
         )
     }
     from matplotlib.colors import to_rgba
