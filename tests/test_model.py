@@ -9,7 +9,6 @@ import torch
 import indiseek as isk
 
 from ._snapshot import snapshot as _snapshot
-
 from .conftest import shared_file
 
 KEYS = [
