@@ -24,6 +24,10 @@ def resolve_device(accelerator: str | torch.device = "auto") -> torch.device:
         raise ValueError(
             f"Unknown accelerator {accelerator!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'."
         ) from err
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(
+            f"Unsupported accelerator {accelerator!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'."
+        )
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise RuntimeError(f"accelerator={accelerator!r} but torch sees no CUDA device.")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
+import numbers
 import time
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -18,6 +20,7 @@ import torch
 
 from .. import _keys as K
 from ..nn import TrainConfig, get_objective, to_tensor
+from ..nn._train_utils import check_int
 from ._device import resolve_device
 from ._ensemble import (
     build_members,
@@ -117,14 +120,15 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
         self.objective = get_objective(objective)
         sizes = dict(n_shared=n_shared, n_specific=n_specific, n_hidden=n_hidden)
         for name, value in {**sizes, "n_layers": n_layers, "n_members": n_members}.items():
-            if int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-        if not lam >= 0:
-            raise ValueError(f"lam must be >= 0, got {lam!r}.")
-        if not 0 < temperature <= 1:
-            raise ValueError(f"temperature must be in (0, 1], got {temperature!r}.")
-        if not club_weight >= 0:
-            raise ValueError(f"club_weight must be >= 0, got {club_weight!r}.")
+            check_int(name, value, 1)
+        for name, value, low, high in (
+            ("lam", lam, 0, math.inf),
+            ("temperature", temperature, 1e-12, 1),
+            ("club_weight", club_weight, 0, math.inf),
+        ):
+            if not (isinstance(value, numbers.Real) and low <= value <= high and value == value):
+                span = f">= {low}" if high == math.inf else "in (0, 1]"
+                raise ValueError(f"{name} must be a number {span}, got {value!r}.")
         self.registry = Registry.from_mudata(mdata)
         # The MuData is not kept on the model (it is the user's and may be large): what
         # training needs is captured here.
@@ -291,8 +295,10 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
             )
         cfg = TrainConfig.pick(locals(), cpu_threads=n_threads)  # validates every setting
         for name, value in (("clip_epochs", clip_epochs), ("n_jobs", n_jobs)):
-            if value is not None and (int(value) != value or value < 1):
-                raise ValueError(f"{name} must be a positive integer or None, got {value!r}.")
+            if value is not None:
+                check_int(name, value, 1, "or None")
+        if not (isinstance(validation_size, numbers.Real) and 0 <= validation_size < 1):
+            raise ValueError(f"validation_size must be in [0, 1), got {validation_size!r}.")
         if clip_from is not None:
             check_clip_source(self, clip_from)
         device = resolve_device(accelerator)

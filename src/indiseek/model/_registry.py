@@ -67,6 +67,11 @@ class Registry:
                     f"{role}_rep=<key>."
                 )
             x = np.asarray(adata.obsm[rep])
+            if x.dtype.kind not in "fiu":
+                raise ValueError(
+                    f"{mod!r}.obsm[{rep!r}] must hold numbers (cells × features), got dtype "
+                    f"{x.dtype}."
+                )
             if x.ndim != 2 or x.shape[1] < 1:
                 raise ValueError(
                     f"{mod!r}.obsm[{rep!r}] must be 2-D (cells × features), got {x.shape}."

@@ -11,6 +11,7 @@ import contextlib
 import copy
 import dataclasses
 import math
+import numbers
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -93,22 +94,34 @@ class TrainConfig:
         return cls(**{k: v for k, v in {**values, **overrides}.items() if k in names})
 
     def validate(self) -> None:
-        if self.max_epochs is not None and (
-            int(self.max_epochs) != self.max_epochs or self.max_epochs < 1
-        ):
-            raise ValueError(
-                f"max_epochs must be a positive integer or None, got {self.max_epochs!r}."
-            )
-        if int(self.batch_size) != self.batch_size or self.batch_size < 2:
-            raise ValueError(f"batch_size must be an integer >= 2, got {self.batch_size!r}.")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
+        if self.max_epochs is not None:
+            check_int("max_epochs", self.max_epochs, 1, "or None")
+        check_int("batch_size", self.batch_size, 2)
+        if not (_is_number(self.lr) and self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}.")
+        if not (_is_number(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be a number >= 0, got {self.weight_decay!r}.")
         if self.q_schedule not in ("interleaved", "epoch"):
             raise ValueError(
                 f"q_schedule must be 'interleaved' or 'epoch', got {self.q_schedule!r}."
             )
-        if self.q_steps < 1 or self.q_epochs < 1:
-            raise ValueError("q_steps and q_epochs must be >= 1.")
+        for name in ("q_steps", "q_epochs", "patience", "clip_patience"):
+            check_int(name, getattr(self, name), 1)
+        check_int("seed", self.seed, 0)
+        if self.cpu_threads is not None:
+            check_int("n_threads", self.cpu_threads, 1, "or None")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_int(name: str, value: object, minimum: int, extra: str = "") -> None:
+    """``value`` must be a whole number >= ``minimum`` (an error names ``name`` otherwise)."""
+    ok = _is_number(value) and math.isfinite(value) and int(value) == value and value >= minimum
+    if not ok:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {what}{' ' + extra if extra else ''}, got {value!r}.")
 
 
 def adam(params: list[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Adam:

@@ -31,7 +31,10 @@ def split_cells(n_cells: int, train_size: float | int, seed: int = 0) -> np.ndar
     ):
         raise TypeError(f"train_size must be a fraction or a number of cells, got {train_size!r}.")
     if train_size <= 0:
-        raise ValueError(f"train_size must be > 0, got {train_size!r}.")
+        raise ValueError(
+            f"train_size must be a fraction in (0, 1] or a number of cells >= 2, got "
+            f"{train_size!r}."
+        )
     if isinstance(train_size, float | np.floating) and train_size <= 1:
         n_train = round(train_size * n_cells)
     else:
