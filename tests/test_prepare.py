@@ -214,6 +214,6 @@ def test_bmcite_errors(tmp_path, monkeypatch):
 
 def test_default_pcs_grow_with_training_cells():
     """One RNA PC per 25 training cells, between 50 and 200 (the paper's number)."""
-    from indiseek.pp._prepare import default_n_pcs
+    from indiseek.pp._transforms import default_n_pcs
 
     assert [default_n_pcs(n) for n in (100, 1250, 3330, 5000, 15000)] == [50, 50, 133, 200, 200]

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
 from .. import _keys as K
 from .._validate import (
@@ -18,173 +17,20 @@ from .._validate import (
     resolve_counts,
 )
 from ._split import split_cells
+from ._transforms import (
+    apply_adt,
+    apply_rna,
+    check_proteins,
+    clr_transform,
+    fit_adt,
+    fit_rna,
+    lognormalise,
+)
 
 if TYPE_CHECKING:
-    from anndata import AnnData
     from mudata import MuData
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_N_PCS = 200  # the paper's; θ suite in benchmarks/README.md
-MIN_DEFAULT_PCS, CELLS_PER_PC = 50, 25
-
-
-def default_n_pcs(n_train: int) -> int:
-    """RNA PCs when ``n_pcs=None``: one per 25 training cells, between 50 and 200.
-
-    How many components rise above sampling noise grows with the number of cells. Measured
-    (θ suite): 200 PCs of 800–1,182 cells left even per-modality PCA's θ at noise level, and 50
-    PCs of 5,000 bone-marrow-like cells lost the RNA-specific programmes of single types.
-    """
-    return int(min(DEFAULT_N_PCS, max(MIN_DEFAULT_PCS, n_train // CELLS_PER_PC)))
-
-
-TARGET_SUM = 1e4
-
-
-def _dense(x) -> np.ndarray:
-    return np.asarray(x.toarray() if sparse.issparse(x) else x, dtype=np.float32)
-
-
-def _lognorm(counts) -> Any:
-    """Per-cell normalisation to 10,000 counts and log1p: uses nothing but the cell itself."""
-    import anndata as ad
-    import scanpy as sc
-
-    tmp = ad.AnnData(counts.astype(np.float32, copy=True))
-    # A fixed target sum keeps normalisation per-cell; scanpy's default (the median library
-    # size over all cells) would let test cells shape training inputs.
-    sc.pp.normalize_total(tmp, target_sum=TARGET_SUM)
-    sc.pp.log1p(tmp)
-    return tmp.X
-
-
-def _max_pcs(n_train: int, n_features: int) -> int:
-    return max(min(n_train, n_features) - 1, 1)
-
-
-def _fit_rna(
-    lognorm,
-    train: np.ndarray,
-    genes: pd.Index,
-    n_pcs: int | None,
-    n_top_genes: int,
-    scale_max: float,
-    seed: int,
-    modality: str,
-) -> dict[str, Any]:
-    import anndata as ad
-    import scanpy as sc
-
-    tr = ad.AnnData(lognorm[train], var=pd.DataFrame(index=genes))
-    if n_top_genes >= len(genes):
-        hvg = np.ones(len(genes), dtype=bool)
-    else:
-        sc.pp.highly_variable_genes(tr, n_top_genes=n_top_genes, flavor="seurat")
-        hvg = tr.var["highly_variable"].to_numpy()
-    xs = _dense(tr.X[:, np.flatnonzero(hvg)])
-    mean = xs.mean(axis=0)
-    std = xs.std(axis=0, ddof=1)
-    std[std == 0] = 1.0
-    xs = np.clip((xs - mean) / std, -scale_max, scale_max)
-    allowed = _max_pcs(int(train.sum()), int(hvg.sum()))
-    if n_pcs is None:
-        n_pcs = min(default_n_pcs(int(train.sum())), allowed)
-    elif n_pcs < 1 or n_pcs > allowed:
-        raise ValueError(
-            f"n_pcs={n_pcs} for modality {modality!r}, but {int(train.sum())} training cells × "
-            f"{int(hvg.sum())} variable genes allow 1 to {allowed} PCs."
-        )
-    tmp = ad.AnnData(xs)
-    sc.pp.pca(tmp, n_comps=n_pcs, zero_center=True, svd_solver="arpack", random_state=seed)
-    return {
-        "genes": np.asarray(genes[hvg], dtype=str),
-        "mean": mean.astype(np.float32),
-        "std": std.astype(np.float32),
-        "pca_mean": xs.mean(axis=0).astype(np.float32),
-        "loadings": np.asarray(tmp.varm["PCs"], dtype=np.float32),
-        "variance_ratio": np.asarray(tmp.uns["pca"]["variance_ratio"], dtype=np.float32),
-        "scale_max": float(scale_max),
-        "n_pcs": int(n_pcs),
-    }
-
-
-def _apply_rna(lognorm, genes: pd.Index, state: dict[str, Any], modality: str) -> np.ndarray:
-    idx = genes.get_indexer(pd.Index(state["genes"]))
-    if (idx < 0).any():
-        missing = np.asarray(state["genes"])[idx < 0]
-        raise ValueError(
-            f"Modality {modality!r} lacks {len(missing)} of the {len(idx)} variable genes the "
-            f"preprocessing was fitted on (e.g. {list(missing[:5])})."
-        )
-    xs = _dense(lognorm[:, idx])
-    xs = np.clip((xs - state["mean"]) / state["std"], -state["scale_max"], state["scale_max"])
-    return ((xs - state["pca_mean"]) @ state["loadings"]).astype(np.float32)
-
-
-def _clr(
-    counts, axis: int, train: np.ndarray | None, state: dict | None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Seurat-flavour CLR: log1p(x / exp(mean log1p x)).
-
-    ``axis=1`` (per cell across proteins, Seurat's WNN workflow) uses each cell alone, so muon
-    does it. ``axis=0`` (per protein across cells) needs a per-protein denominator, which must
-    come from training cells; muon would take it from all cells, so it is fitted here.
-    """
-    if axis == 1:
-        import anndata as ad
-        import muon as mu
-
-        tmp = ad.AnnData(sparse.csr_matrix(counts, dtype=np.float32, copy=True))
-        mu.prot.pp.clr(tmp, axis=1)
-        return _dense(tmp.X), None
-    x = _dense(counts)
-    if state is not None and state.get("clr_logmean") is not None:
-        logmean = np.asarray(state["clr_logmean"])
-    else:
-        logmean = np.log1p(x[train]).mean(axis=0)
-    return np.log1p(x / np.exp(logmean)).astype(np.float32), logmean.astype(np.float32)
-
-
-def _fit_adt(clr: np.ndarray, train: np.ndarray, n_pcs, seed: int, modality: str) -> dict[str, Any]:
-    mean = clr[train].mean(axis=0)
-    state: dict[str, Any] = {"mean": mean.astype(np.float32), "n_pcs": 0}
-    if n_pcs is None:
-        return state
-    n_prot = clr.shape[1]
-    allowed = min(n_prot - 1, int(train.sum()) - 1)
-    if n_pcs == "auto":
-        n_pcs = allowed
-    if not isinstance(n_pcs, int | np.integer) or n_pcs < 1 or n_pcs > allowed:
-        raise ValueError(
-            f"adt_n_pcs={n_pcs!r} for modality {modality!r}, but {n_prot} proteins and "
-            f"{int(train.sum())} training cells allow 1 to {allowed} PCs (or 'auto', or None)."
-        )
-    from sklearn.decomposition import PCA
-
-    pca = PCA(n_components=int(n_pcs), svd_solver="full", random_state=seed).fit(clr[train] - mean)
-    state["loadings"] = pca.components_.T.astype(np.float32)
-    state["n_pcs"] = int(n_pcs)
-    return state
-
-
-def _apply_adt(clr: np.ndarray, state: dict[str, Any]) -> np.ndarray:
-    out = clr - state["mean"]
-    if state.get("n_pcs", 0):
-        out = out @ state["loadings"]
-    return out.astype(np.float32)
-
-
-def _check_proteins(adata: AnnData, state: dict[str, Any], modality: str) -> None:
-    want = pd.Index(state["proteins"])
-    if not adata.var_names.equals(want):
-        missing = want.difference(adata.var_names)
-        extra = adata.var_names.difference(want)
-        raise ValueError(
-            f"Modality {modality!r} has proteins that differ from those the preprocessing was "
-            f"fitted on: missing {list(missing[:5])}, unexpected {list(extra[:5])} "
-            f"(expected {len(want)} proteins in the same order)."
-        )
 
 
 def prepare(
@@ -367,9 +213,9 @@ def _compute(
     train = np.ones(n, dtype=bool) if train_size is None else split_cells(n, train_size, seed)
     if ref_state is None and train.sum() < 2:
         raise ValueError(f"At least 2 training cells are needed to fit; got {int(train.sum())}.")
-    lognorm = _lognorm(rna_counts)
+    lognorm = lognormalise(rna_counts)
     if ref_state is None:
-        rna_state = _fit_rna(
+        rna_state = fit_rna(
             lognorm,
             train,
             rna_ad.var_names,
@@ -381,11 +227,11 @@ def _compute(
         )
     else:
         rna_state = ref_state["rna"]
-    rna_x = _apply_rna(lognorm, rna_ad.var_names, rna_state, rna)
+    rna_x = apply_rna(lognorm, rna_ad.var_names, rna_state, rna)
     clr, adt_state = _adt_clr(
         adt_ad, adt_counts, train, ref_state, adt_clr_axis, adt_n_pcs, seed, adt
     )
-    adt_x = _apply_adt(clr, adt_state)
+    adt_x = apply_adt(clr, adt_state)
     params = dict(rna=rna, adt=adt, rna_layer=rna_layer or "", adt_layer=adt_layer or "")
     params.update(
         n_pcs=int(rna_state["n_pcs"]),
@@ -429,12 +275,12 @@ def _reference_state(reference) -> dict[str, Any]:
 def _adt_clr(adt_ad, counts, train, ref_state, clr_axis, n_pcs, seed, adt: str):
     """CLR of the ADT counts and the ADT fit: learned on training cells, or the reference's."""
     if ref_state is not None:
-        _check_proteins(adt_ad, ref_state["adt"], adt)
+        check_proteins(adt_ad, ref_state["adt"], adt)
         axis = int(ref_state["adt"]["clr_axis"])
-        clr, _ = _clr(counts, axis, train, ref_state["adt"])
+        clr, _ = clr_transform(counts, axis, train, ref_state["adt"])
         return clr, ref_state["adt"]
-    clr, logmean = _clr(counts, clr_axis, train, None)
-    state = _fit_adt(clr, train, n_pcs, seed, adt)
+    clr, logmean = clr_transform(counts, clr_axis, train, None)
+    state = fit_adt(clr, train, n_pcs, seed, adt)
     state["clr_axis"] = int(clr_axis)
     if logmean is not None:
         state["clr_logmean"] = logmean

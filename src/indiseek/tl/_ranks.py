@@ -149,8 +149,6 @@ def rank_table(
     ``beta_adt``, their per-type means. ``require_reference=False`` allows neither weights
     nor reference: a θ-only table (no reference column, rank or ρ).
     """
-    from scipy.stats import spearmanr
-
     types = np.asarray(types, dtype=object)
     theta = np.asarray(theta, dtype=float)
     ok = np.isfinite(theta) & pd.notna(types)
@@ -205,6 +203,14 @@ def rank_table(
     if parents is not None:
         table["parent"] = grouped["parent"].agg(lambda s: s.value_counts().index[0])
     table = table.sort_values("mean_theta", ascending=False)
+    _attach_rho(table, ref_name, min_cells)
+    return table
+
+
+def _attach_rho(table: pd.DataFrame, ref_name: str | None, min_cells: int) -> None:
+    """Spearman ρ of the included types' mean θ against the reference, into ``table.attrs``."""
+    from scipy.stats import spearmanr
+
     inc = table["included"]
     if inc.sum() >= 3 and ref_name is not None:
         res = spearmanr(table.loc[inc, "mean_theta"], table.loc[inc, ref_name])
@@ -220,4 +226,3 @@ def rank_table(
             "n_types": int(inc.sum()),
         }
     )
-    return table
