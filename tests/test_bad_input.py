@@ -389,6 +389,36 @@ CASES = [
         ValueError,
         "train_size",
     ),
+    Case(
+        "prepare-text-counts",
+        _set_x("adt", lambda x: np.full(x.shape, "7", dtype=object)),
+        lambda o, w, t: isk.pp.prepare(o),
+        ValueError,
+        "numbers",
+    ),
+    Case(
+        "prepare-one-protein",
+        lambda w, t: __import__("mudata").MuData(
+            {"rna": w["raw"].mod["rna"].copy(), "adt": w["raw"].mod["adt"][:, :1].copy()}
+        ),
+        lambda o, w, t: isk.pp.prepare(o),
+        ValueError,
+        "feature",
+    ),
+    Case(
+        "prepare-n-pcs-text",
+        raw,
+        lambda o, w, t: isk.pp.prepare(o, n_pcs="50"),
+        ValueError,
+        "n_pcs",
+    ),
+    Case(
+        "prepare-same-modality",
+        raw,
+        lambda o, w, t: isk.pp.prepare(o, adt="rna"),
+        ValueError,
+        "same modality",
+    ),
     # --- model -----------------------------------------------------------------------------
     Case(
         "setup-unprepared", raw, lambda o, w, t: isk.IndiSeek.setup_mudata(o), KeyError, "prepare"

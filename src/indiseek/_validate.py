@@ -91,6 +91,8 @@ def is_integer_valued(x, n_check: int = 100_000) -> bool:
     values = x.data if sparse.issparse(x) else np.asarray(x).ravel()
     if values.dtype.kind in "iub":
         return True
+    if values.dtype.kind != "f":
+        return True  # not numbers at all: check_counts says so
     sample = values[:n_check]
     sample = sample[np.isfinite(sample)]  # NaN and inf are reported by check_counts
     return bool(np.all(sample == np.round(sample)))
@@ -130,8 +132,13 @@ def _first_fraction(x) -> float:
 
 
 def check_counts(x, modality: str, obs_names: pd.Index, where: str = ".X") -> None:
-    """Counts must be finite, non-negative, and every cell must have some."""
+    """Counts must be numbers, finite, non-negative, and every cell must have some."""
     values = x.data if sparse.issparse(x) else np.asarray(x)
+    if values.dtype.kind not in "biuf":
+        raise ValueError(
+            f"Modality {modality!r} ({where}) holds {values.dtype} values; raw counts (numbers) "
+            "are expected."
+        )
     if not np.all(np.isfinite(values)):
         n_bad = int(np.size(values) - np.isfinite(values).sum())
         raise ValueError(

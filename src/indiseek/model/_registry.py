@@ -57,6 +57,11 @@ class Registry:
 
     def register(self, mdata: MuData) -> None:
         """Check ``mdata`` against this record and store the record in ``mdata.uns``."""
+        if self.rna == self.adt:
+            raise ValueError(
+                f"rna and adt name the same modality ({self.rna!r}); pass the MuData's two "
+                "modalities."
+            )
         for role in ROLES:
             mod, rep = self.modality(role), self.rep(role)
             adata = get_modality(mdata, mod, role)

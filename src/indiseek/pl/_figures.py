@@ -160,6 +160,11 @@ def compare_methods(
     >>> isk.pl.compare_methods(df)  # doctest: +SKIP
     """
 
+    if not isinstance(df, pd.DataFrame) or not {"objective", "lam", "seed"} <= set(df.columns):
+        raise TypeError(
+            "Expected the DataFrame of isk.tl.compare_methods (columns objective, lam, seed, "
+            f"metrics), got {type(df).__name__}."
+        )
     if metric not in df:
         raise KeyError(
             f"No column {metric!r} in the comparison table; columns: {list(df.columns)}."

@@ -202,7 +202,7 @@ def _compute(
 ) -> dict[str, Any]:
     """Everything :func:`prepare` writes, computed without touching ``mdata``."""
     rna_ad, adt_ad, rna_counts, adt_counts, rna_layer, adt_layer = _checked_counts(
-        mdata, rna, adt, rna_layer, adt_layer, n_top_genes, adt_clr_axis
+        mdata, rna, adt, rna_layer, adt_layer, n_top_genes, adt_clr_axis, seed, n_pcs
     )
     n = rna_ad.n_obs
     ref_state = None
@@ -288,16 +288,36 @@ def _adt_clr(adt_ad, counts, train, ref_state, clr_axis, n_pcs, seed, adt: str):
     return clr, state
 
 
-def _checked_counts(mdata, rna, adt, rna_layer, adt_layer, n_top_genes, adt_clr_axis):
+def _checked_counts(
+    mdata, rna, adt, rna_layer, adt_layer, n_top_genes, adt_clr_axis, seed=0, n_pcs=None
+):
     """Both modalities (same cells, same order) and their count matrices, checked."""
     rna_ad = get_modality(mdata, rna, "rna")
     adt_ad = get_modality(mdata, adt, "adt")
+    if rna == adt:
+        raise ValueError(
+            f"rna and adt name the same modality ({rna!r}); pass the two modalities of the "
+            f"MuData (it has {sorted(mdata.mod)})."
+        )
     check_same_cells(mdata, rna, adt)
     if not rna_ad.obs_names.equals(adt_ad.obs_names):
         raise ValueError(
             f"Modalities {rna!r} and {adt!r} hold the same cells in a different order; reorder "
             f"one, e.g. mdata.mod[{adt!r}] = mdata.mod[{adt!r}][mdata.mod[{rna!r}].obs_names]."
         )
+    for name, value, low in (("n_top_genes", n_top_genes, 2), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
+    if n_pcs is not None and (
+        isinstance(n_pcs, bool) or not isinstance(n_pcs, int | np.integer) or n_pcs < 1
+    ):
+        raise ValueError(f"n_pcs must be a positive integer or None, got {n_pcs!r}.")
+    for mod, role, least in ((rna_ad, rna, 2), (adt_ad, adt, 2)):
+        if mod.n_vars < least:
+            raise ValueError(
+                f"Modality {role!r} has {mod.n_vars} feature(s); at least {least} are needed "
+                "(CLR and PCA need several)."
+            )
     if n_top_genes < 2:
         raise ValueError(f"n_top_genes must be >= 2, got {n_top_genes}.")
     if adt_clr_axis not in (0, 1):

@@ -52,7 +52,14 @@ def label_purity(
     >>> label_purity(x, np.array(list("aaaaabbbbb")), k=3).min()
     np.float64(1.0)
     """
-    idx = knn_indices(np.asarray(x, dtype=np.float32), k, method, seed)
+    x = np.asarray(x, dtype=np.float32)
+    labels = np.asarray(labels)
+    if x.ndim != 2 or len(x) != len(labels):
+        raise ValueError(
+            f"Embedding of shape {x.shape} and {len(labels)} labels: one row per labelled cell "
+            "is needed."
+        )
+    idx = knn_indices(x, k, method, seed)
     codes = pd.factorize(labels)[0]
     return (codes[idx] == codes[:, None]).mean(axis=1)
 
