@@ -94,7 +94,7 @@ def test_neurips_reader_refuses_other_layouts(tmp_path):
     adata.write_h5ad(tmp_path / "x.h5ad")
     with pytest.raises(ValueError, match="counts"):
         isk.datasets.read_neurips2021_cite(tmp_path / "x.h5ad")
-    with pytest.raises(FileNotFoundError, match="nothing.h5ad"):
+    with pytest.raises(FileNotFoundError, match=r"nothing\.h5ad"):
         isk.datasets.read_neurips2021_cite(tmp_path / "nothing.h5ad")
 
 
