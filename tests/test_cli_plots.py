@@ -29,6 +29,20 @@ def test_help():
     assert "--lam" in out.stdout and "--objective" in out.stdout and "--rna-layer" in out.stdout
 
 
+def test_demo_on_the_bundled_pbmc_data(tmp_path):
+    """`indiseek demo --data pbmc`: real cells, θ ranked against Seurat's WNN weights."""
+    args = ["demo", "--data", "pbmc", "--out", str(tmp_path), "--epochs", "2", "--members", "1"]
+    assert main([*args, "--quiet"]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["theta_reference"] == "seurat_rna_weight"
+    assert -1 <= metrics["theta_spearman"] <= 1 and -1 <= metrics["theta_spearman_pca"] <= 1
+    assert {r["embedding"] for r in metrics["clustering"]} >= {"X_indiseek"}
+    assert "Hao et al." in metrics["data"]["attribution"]
+    figs = {p.name for p in (tmp_path / "figures").iterdir()}
+    assert {"theta_ranking.png", "rank_scatter.png", "embeddings_umap.png"} <= figs
+    assert md.read_h5mu(tmp_path / "demo.h5mu").obsm["X_indiseek"].shape[0] == 800
+
+
 def test_demo_small(tmp_path):
     assert (
         main(["demo", "--out", str(tmp_path), "--n-cells", "800", "--epochs", "3", "--quiet"]) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,9 @@ def _umap(mdata: MuData, key: str, recompute: bool, seed: int) -> np.ndarray:
     import umap
 
     n_neighbors = min(15, max(2, len(x) - 1))
-    coords = umap.UMAP(n_neighbors=n_neighbors, random_state=seed).fit_transform(x)
+    with warnings.catch_warnings():  # a seeded UMAP runs on one thread; umap says so each time
+        warnings.filterwarnings("ignore", message=".*overridden to 1 by setting random_state.*")
+        coords = umap.UMAP(n_neighbors=n_neighbors, random_state=seed).fit_transform(x)
     mdata.obsm[cache] = coords.astype(np.float32)
     mdata.uns.setdefault(K.UNS, {}).setdefault("umap", {})[cache] = f"{_fingerprint(x)}:{seed}"
     return coords
