@@ -118,3 +118,23 @@ def test_neurips_download_is_cached_and_checked(tmp_path, monkeypatch):
     assert seen["url"] == _neurips.NEURIPS2021_CITE_URL
     assert seen["known_hash"] == f"sha256:{_neurips.NEURIPS2021_CITE_SHA256}"
     assert seen["path"] == tmp_path / "cache"
+
+
+def test_export_embeddings_for_seurat(tmp_path):
+    """CSV files Seurat's CreateDimReducObject reads (names, shapes), and the R snippet."""
+    mdata = isk.datasets.pbmc_cite800()
+    rng = np.random.default_rng(0)
+    mdata.obsm["X_indiseek_Z_rna"] = rng.normal(size=(800, 6)).astype(np.float32)
+    mdata.obsm["X_indiseek"] = rng.normal(size=(800, 10)).astype(np.float32)
+    files = isk.tl.export_embeddings(mdata, tmp_path / "emb")
+    assert [f.name for f in files] == ["indiseekZrna.csv", "indiseek.csv", "load_in_seurat.R"]
+    z = pd.read_csv(tmp_path / "emb" / "indiseekZrna.csv", index_col=0)
+    assert z.shape == (800, 6)
+    assert list(z.columns) == [f"indiseekZrna_{i}" for i in range(1, 7)]
+    assert list(z.index) == list(mdata.obs_names)
+    np.testing.assert_allclose(z.to_numpy(), mdata.obsm["X_indiseek_Z_rna"], rtol=1e-6)
+    r = (tmp_path / "emb" / "load_in_seurat.R").read_text()
+    assert "CreateDimReducObject" in r and str((tmp_path / "emb").as_posix()) in r
+    assert len([line for line in r.splitlines() if line and not line.startswith("#")]) <= 6
+    with pytest.raises(KeyError, match="write_obsm"):
+        isk.tl.export_embeddings(isk.datasets.pbmc_cite800(), tmp_path / "none")

@@ -2,6 +2,7 @@
 
 from ._compare import compare_methods
 from ._disentangle import disentanglement
+from ._export import export_embeddings
 from ._leakage import predictability
 from ._metrics import cluster_metrics
 from ._ranks import rank_comparison, rank_table
@@ -12,6 +13,7 @@ __all__ = [
     "cluster_metrics",
     "compare_methods",
     "disentanglement",
+    "export_embeddings",
     "label_purity",
     "predictability",
     "rank_comparison",
