@@ -88,7 +88,9 @@ def prepare(
     scale_max
         Clip scaled RNA values at ± this value.
     adt_clr_axis
-        1: CLR per cell (Seurat WNN convention, default); 0: per protein across cells.
+        1: CLR per cell across proteins (default; Seurat's ``NormalizeData(method = "CLR",
+        margin = 2)`` as in its WNN vignette); 0: per protein across cells (muon's default,
+        which :func:`indiseek.tl.wnn_weights` uses to match Seurat's weights).
     adt_n_pcs
         ``None`` (default): the centred CLR values are the ADT input. An integer or ``"auto"``
         (number of proteins − 1, which removes the direction CLR makes constant).

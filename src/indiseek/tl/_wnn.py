@@ -112,7 +112,10 @@ def wnn_weights(
     n_neighbors
         Neighbours of WNN.
     adt_clr_axis
-        0: CLR per protein across cells (default, closest to Seurat's weights); 1: per cell.
+        0: CLR per protein across cells (muon's default; the default here because it
+        reproduced Seurat's per-type weights best, see above); 1: per cell across proteins,
+        the convention of Seurat's WNN vignette (``margin = 2``) and of
+        :func:`indiseek.pp.prepare`.
     key_added
         Weights go to ``mdata.obs[f"{rna}:{key_added}"]`` and ``[f"{adt}:{key_added}"]``
         (muon's names) and to each modality's ``.obs[key_added]``.
