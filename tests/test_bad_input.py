@@ -247,6 +247,38 @@ def _garbage(file: Path):
     file.write_bytes(b"not an archive at all")
 
 
+def _garbage_text(file: Path):
+    file.write_bytes(bytes(range(256)) * 4)
+
+
+def _npz_edit(fn):
+    def edit(file: Path):
+        with np.load(file, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        fn(arrays)
+        np.savez(file, **arrays)
+
+    return edit
+
+
+def _drop_names(a):
+    a.pop("obs_names")
+
+
+def _short_train(a):
+    a["train"] = a["train"][:5]
+
+
+def _nan_input(a):
+    a["input_rna"] = a["input_rna"].copy()
+    a["input_rna"][0, 0] = np.nan
+
+
+def _drop_prepare(file: Path):
+    tensors = torch.load(file, weights_only=True)
+    torch.save({k: v for k, v in tensors.items() if "loadings" not in k}, file)
+
+
 M = lambda w: w["model"]  # noqa: E731
 
 CASES = [
@@ -608,7 +640,7 @@ CASES = [
         prepared,
         _corrupt("config.json", _edit_json(_features)),
         ValueError,
-        "model.pt",
+        "save the model again",
     ),
     Case(
         "load-weights-truncated", prepared, _corrupt("model.pt", _truncate), ValueError, "model.pt"
@@ -628,6 +660,77 @@ CASES = [
         lambda o, w, t: M(w).save(w["saved"]),
         FileExistsError,
         "overwrite",
+    ),
+    Case(
+        "load-config-no-n-shared",
+        prepared,
+        _corrupt("config.json", _edit_json(lambda c: c["params"].pop("n_shared"))),
+        ValueError,
+        "n_shared",
+    ),
+    Case(
+        "load-config-n-shared-text",
+        prepared,
+        _corrupt("config.json", _edit_json(lambda c: c["params"].update(n_shared="a"))),
+        ValueError,
+        "n_shared",
+    ),
+    Case(
+        "load-config-no-features",
+        prepared,
+        _corrupt("config.json", _edit_json(lambda c: c.update(n_features={}))),
+        ValueError,
+        "n_features",
+    ),
+    Case(
+        "load-config-z-scale",
+        prepared,
+        _corrupt("config.json", _edit_json(lambda c: c["z_scale"]["rna"].pop())),
+        ValueError,
+        "z_scale",
+    ),
+    Case("load-config-x-sq", prepared, _corrupt("config.json", _pop("x_sq")), ValueError, "x_sq"),
+    Case(
+        "load-config-block-scale",
+        prepared,
+        _corrupt("config.json", _edit_json(lambda c: c.update(block_scale="x"))),
+        ValueError,
+        "block_scale",
+    ),
+    Case(
+        "load-history-garbage",
+        prepared,
+        _corrupt("history.csv", _garbage_text),
+        ValueError,
+        "history.csv",
+    ),
+    Case(
+        "load-cells-no-names",
+        prepared,
+        _corrupt("cells.npz", _npz_edit(_drop_names)),
+        ValueError,
+        "cells.npz",
+    ),
+    Case(
+        "load-cells-short-train",
+        prepared,
+        _corrupt("cells.npz", _npz_edit(_short_train)),
+        ValueError,
+        "train",
+    ),
+    Case(
+        "load-cells-nan-input",
+        prepared,
+        _corrupt("cells.npz", _npz_edit(_nan_input)),
+        ValueError,
+        "NaN",
+    ),
+    Case(
+        "load-weights-no-fit",
+        prepared,
+        _corrupt("model.pt", _drop_prepare),
+        ValueError,
+        "preprocessing fit",
     ),
     # --- tools -----------------------------------------------------------------------------
     Case(

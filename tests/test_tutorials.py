@@ -94,3 +94,8 @@ def test_docs_build_without_warnings(tmp_path):
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
+    for path in RUNNABLE:  # the site shows each tutorial's stored figures and tables
+        html = (tmp_path / "notebooks" / f"{path.stem}.html").read_text()
+        assert "<img" in html and ".png" in html, f"{path.stem}: no figure on the page"
+    html = (tmp_path / "notebooks" / "citeseq_in_practice.html").read_text()
+    assert "<table" in html

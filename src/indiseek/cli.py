@@ -102,8 +102,16 @@ def _analyse(
         metrics["theta_reference"] = "simulator truth" if reference is not None else weight_key
         metrics["theta_excluded_types"] = table.attrs["excluded"]
         metrics["theta_per_type"] = table.reset_index().to_dict(orient="records")
-        pl.theta_ranking(table, save=figs / "theta_ranking.png")
-        pl.rank_scatter(table, save=figs / "rank_scatter.png")
+        # from the MuData, so each level-1 type has its colour of uns["<parent>_colors"]
+        pl.theta_ranking(mdata, label_key, parent_key=parent_key, save=figs / "theta_ranking.png")
+        pl.rank_scatter(
+            mdata,
+            label_key,
+            weight_key=weight_key,
+            reference=reference,
+            parent_key=parent_key,
+            save=figs / "rank_scatter.png",
+        )
         _say(
             quiet, f"θ vs {metrics['theta_reference']}: Spearman ρ = {table.attrs['spearman']:.3f}"
         )
@@ -256,6 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
 
+    _add_demo(sub)
+    _add_fit(sub)
+    return p
+
+
+def _add_demo(sub) -> None:
     d = sub.add_parser(
         "demo",
         help="run the whole pipeline on built-in data (simulated, or real PBMCs)",
@@ -284,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quiet", action="store_true", help="no progress output")
     d.set_defaults(func=_demo)
 
+
+def _add_fit(sub) -> None:
     f = sub.add_parser(
         "fit",
         help="train IndiSeek on your .h5mu and write the embeddings",
@@ -341,7 +357,6 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--save-model", action="store_true", help="also save the trained model")
     f.add_argument("--quiet", action="store_true", help="no progress output")
     f.set_defaults(func=_fit)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -10,11 +11,34 @@ import torch
 
 from .. import _keys as K
 from .._embeddings import block_scales, concatenate_blocks
-from ..nn import IndiSeekModule, to_tensor
+from ..nn import IndiSeekModule
 from ._arrays import encode_chunks
 
 if TYPE_CHECKING:
     from mudata import MuData
+
+
+_CHUNK = 65536
+
+
+def _float64_copy(module: torch.nn.Module, device: torch.device):
+    """A float64 copy of ``module`` for inference (on the CPU when the device lacks float64)."""
+    where = torch.device("cpu") if device.type == "mps" else device
+    return copy.deepcopy(module).to(where, torch.float64).eval(), where
+
+
+def _rows(fn, x: np.ndarray, device: torch.device) -> np.ndarray:
+    """``fn`` on the rows of ``x`` in float64 chunks; float32 numpy out.
+
+    In float64, a row's result does not depend on which other rows share its batch (BLAS
+    picks its kernels by batch shape, which moves float32 results in the last bits), so a
+    cell gets the same representation whether it is embedded alone or with others.
+    """
+    outs = []
+    for i in range(0, len(x), _CHUNK):
+        t = torch.as_tensor(np.asarray(x[i : i + _CHUNK], dtype=np.float64), device=device)
+        outs.append(fn(t).cpu().numpy().astype(np.float32))
+    return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
 
 
 def encode(
@@ -28,18 +52,29 @@ def encode(
     Member ``j``'s Z of modality ``m`` is multiplied column-wise by ``z_scale[m][j]`` when
     given. A member without step-2 branches (``objective="clip"``) gives its C as Z.
     """
-    x = {m: to_tensor(v, device) for m, v in inputs.items()}
-    out: dict[str, list[np.ndarray]] = {f"{kind}_{m}": [] for kind in "CZ" for m in inputs}
+    names = list(inputs)
+    n = len(inputs[names[0]])
+    width = {m: inputs[m].shape[1] for m in names}
+    joined = np.concatenate([inputs[m] for m in names], axis=1)  # one pass per member
+    out: dict[str, list[np.ndarray]] = {f"{kind}_{m}": [] for kind in "CZ" for m in names}
     with torch.no_grad():
         for j, member in enumerate(members):
-            member.eval()
-            for m, c_m in member.shared(x).items():
-                c_np = c_m.cpu().numpy()
+            m64, where = _float64_copy(member, device)
+
+            def shared(t, m64=m64):
+                parts = dict(zip(names, torch.split(t, [width[m] for m in names], 1), strict=True))
+                return torch.cat([m64.shared(parts)[m] for m in names], dim=1)
+
+            c_all = _rows(shared, joined, where) if n else np.zeros((0, 0), np.float32)
+            c_split = np.split(c_all, len(names), axis=1) if n else [c_all] * len(names)
+            for m, c_np in zip(names, c_split, strict=True):
                 out[f"C_{m}"].append(c_np)
                 if len(member.branches):
-                    z = encode_chunks(member.branches[m].encoder, inputs[m], device)
-                    scale = 1 if z_scale is None else np.asarray(z_scale[m][j], dtype=np.float32)
-                    out[f"Z_{m}"].append(z * scale)
+                    z = _rows(m64.branches[m].encoder, inputs[m], where)
+                    if z_scale is not None:
+                        scale = np.asarray(z_scale[m][j], dtype=np.float64)
+                        z = (z.astype(np.float64) * scale).astype(np.float32)
+                    out[f"Z_{m}"].append(z)
                 else:
                     out[f"Z_{m}"].append(c_np.copy())
     return {k: np.concatenate(v, axis=1) for k, v in out.items()}
@@ -82,7 +117,7 @@ def relative_errors(
             z = np.split(every[f"Z_{m}"], n, axis=1)[j][mask]
             c = np.split(every[f"C_{m}"], n, axis=1)[j][mask]
             dec_in = np.concatenate([z, c], axis=1)
-            x_hat = encode_chunks(member.branches[m].decoder, dec_in, device)
+            x_hat = encode_chunks(member.branches[m].decoder, dec_in, device)  # float32 is enough
             errors[m].append(float(((x_hat - inputs[m][mask]) ** 2).sum(1).mean() / x_sq[m]))
     return {m: float(np.mean(v)) if v else float("nan") for m, v in errors.items()}
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import platform
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,7 @@ import torch
 from ..nn import get_objective
 from ._device import resolve_device
 from ._ensemble import build_members
+from ._file_checks import check_cells, read_config, versions
 from ._registry import ROLES, Registry
 
 if TYPE_CHECKING:
@@ -37,19 +37,6 @@ CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.csv"
 CELLS_FILE = "cells.npz"
 FORMAT = 2
-
-
-def versions() -> dict[str, str]:
-    """Versions of Python and the libraries a saved model was made with."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for pkg in ("indiseek", "torch", "numpy", "anndata", "mudata", "scanpy"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
 
 
 def write(
@@ -70,7 +57,8 @@ def write(
     for key, value in _flatten(prepare_state or {}):
         arr = np.asarray(value)
         if arr.dtype.kind in "USO":
-            strings[key] = [str(v) for v in arr.ravel()] if arr.ndim else [str(arr)]
+            # a single string stays a string (a one-element list would come back as an array)
+            strings[key] = [str(v) for v in arr.ravel()] if arr.ndim else str(arr)
         else:
             tensors[f"prepare.{key}"] = torch.as_tensor(arr.astype(arr.dtype.newbyteorder("=")))
     torch.save(tensors, path / MODEL_FILE)
@@ -95,7 +83,7 @@ def read(
         raise FileNotFoundError(
             f"{path} is not a saved IndiSeek model (needs {MODEL_FILE} and {CONFIG_FILE})."
         )
-    config = _read_config(path / CONFIG_FILE)
+    config = read_config(path / CONFIG_FILE)
     fmt = config.get("format", 1)
     if fmt not in (1, FORMAT):
         raise ValueError(
@@ -131,9 +119,42 @@ def read(
         }
         flat.update({k: np.asarray(v) for k, v in config.get("prepare_strings", {}).items()})
         prepare_state = _unflatten(flat)
+        _check_prepare(prepare_state, path)
+        params = prepare_state.get("params", {})
+        for k, v in params.items():  # 0.2 stored single strings as one-element lists
+            if np.ndim(v) and np.size(v) == 1:
+                params[k] = np.asarray(v).ravel()[0].item()
     hist = path / HISTORY_FILE
-    history = pd.read_csv(hist) if hist.exists() else None
+    history = None
+    if hist.exists():
+        try:
+            history = pd.read_csv(hist)
+        except Exception as err:
+            raise ValueError(
+                f"Cannot read {hist} ({type(err).__name__}: {err}); delete it to load the model "
+                "without its training history, or save the model again."
+            ) from err
     return config, state, prepare_state, history
+
+
+_PREPARE_KEYS = {
+    "rna": ("genes", "mean", "std", "pca_mean", "loadings", "n_pcs"),
+    "adt": ("mean", "proteins", "clr_axis"),
+}
+
+
+def _check_prepare(state: dict, path: Path) -> None:
+    missing = [
+        f"{mod}.{key}"
+        for mod, keys in _PREPARE_KEYS.items()
+        for key in keys
+        if key not in state.get(mod, {})
+    ]
+    if missing:
+        raise ValueError(
+            f"The preprocessing fit saved in {path} lacks {missing} ({MODEL_FILE} or "
+            f"{CONFIG_FILE} edited or truncated?); save the model again."
+        )
 
 
 _V1_KEY = re.compile(r"^(?:clip(?:_(\d+))?|branch_([a-z]+?)(?:_(\d+))?)\.(.+)$")
@@ -152,35 +173,6 @@ def convert_v1_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         else:
             out[f"{int(branch_j or 0)}.branches.{role}.{rest}"] = value
     return out
-
-
-_REQUIRED = ("params", "setup", "n_features")
-
-
-def _read_config(file: Path) -> dict[str, Any]:
-    """``config.json``, checked for the entries a model needs."""
-    try:
-        config = json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(
-            f"{file} is not valid JSON ({err}); the saved model is corrupt. Save it again from "
-            "the trained model."
-        ) from err
-    missing = [k for k in _REQUIRED if not isinstance(config, dict) or k not in config]
-    if missing:
-        raise ValueError(
-            f"{file} lacks {missing}; it is not an IndiSeek model configuration (or it is "
-            "truncated). Save the model again."
-        )
-    try:
-        get_objective(config["params"]["objective"])
-        Registry(**config["setup"])
-        {k: int(v) for k, v in config["n_features"].items()}
-    except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(
-            f"{file} holds invalid settings ({type(err).__name__}: {err}); save the model again."
-        ) from err
-    return config
 
 
 def write_cells(
@@ -311,6 +303,8 @@ class SaveLoadMixin:
         path = Path(path)
         config, state, prepare_state, history = read(path, device)
         cells = read_cells(path)
+        if cells is not None:
+            check_cells(cells, config["n_features"], path / CELLS_FILE)
         model = cls.__new__(cls)
         model.objective = get_objective(config["params"]["objective"])
         model.params = {"n_members": 1, "normalize_z": True, "club_weight": 1.0, **config["params"]}

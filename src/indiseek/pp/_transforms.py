@@ -106,7 +106,9 @@ def apply_rna(lognorm, genes: pd.Index, state: dict[str, Any], modality: str) ->
         )
     xs = dense(lognorm[:, idx])
     xs = np.clip((xs - state["mean"]) / state["std"], -state["scale_max"], state["scale_max"])
-    return ((xs - state["pca_mean"]) @ state["loadings"]).astype(np.float32)
+    # float64 projection: a cell's PCs do not depend on the other cells in the matrix
+    centred = xs.astype(np.float64) - np.asarray(state["pca_mean"], dtype=np.float64)
+    return (centred @ np.asarray(state["loadings"], dtype=np.float64)).astype(np.float32)
 
 
 def clr_transform(
@@ -158,7 +160,7 @@ def fit_adt(clr: np.ndarray, train: np.ndarray, n_pcs, seed: int, modality: str)
 def apply_adt(clr: np.ndarray, state: dict[str, Any]) -> np.ndarray:
     out = clr - state["mean"]
     if state.get("n_pcs", 0):
-        out = out @ state["loadings"]
+        out = out.astype(np.float64) @ np.asarray(state["loadings"], dtype=np.float64)
     return out.astype(np.float32)
 
 
