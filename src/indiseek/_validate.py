@@ -17,6 +17,12 @@ if TYPE_CHECKING:
     from mudata import MuData
 
 
+def check_mudata(mdata: object, what: str = "mdata") -> None:
+    """A MuData (with ``.mod``), or a TypeError naming what was passed."""
+    if not hasattr(mdata, "mod") or not hasattr(mdata, "obs"):
+        raise TypeError(f"{what} must be a MuData object, got {type(mdata).__name__}.")
+
+
 def get_modality(mdata: MuData, key: str, role: str) -> AnnData:
     """Return ``mdata.mod[key]`` or raise a KeyError that lists what is there."""
     if not hasattr(mdata, "mod"):
@@ -105,6 +111,8 @@ def resolve_counts(adata: AnnData, layer: str | None, modality: str, role: str):
     from Seurat's ``data`` slot) and ``layers["counts"]`` is, the counts layer is used with a
     warning; otherwise a ValueError says which layer to pass. Returns ``(matrix, layer)``.
     """
+    if layer is None and adata.X is None and "counts" in adata.layers:
+        return adata.layers["counts"], "counts"  # no .X at all: the counts layer is the data
     x = get_matrix(adata, layer, modality)
     if is_integer_valued(x):
         return x, layer
@@ -121,7 +129,9 @@ def resolve_counts(adata: AnnData, layer: str | None, modality: str, role: str):
     raise ValueError(
         f"Modality {modality!r} ({where}) holds non-integer values (e.g. "
         f"{_first_fraction(x):g}); raw counts are expected, not normalised data. Pass "
-        f"{role}_layer=<layer with raw counts> (layers: {layers})."
+        f"{role}_layer=<layer with raw counts> (layers: {layers}) to isk.pp.prepare; for new "
+        "cells of a trained model, prepare them first with isk.pp.prepare(new, "
+        f"{role}_layer=..., reference=<training MuData>)."
     )
 
 

@@ -59,6 +59,11 @@ def read_citeseq(path: str | os.PathLike, rna: str = "rna", adt: str = "adt") ->
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No such CITE-seq file: {path}")
+    if path.suffix != ".h5mu":
+        raise ValueError(
+            f"{path.name} is not an .h5mu file; read_citeseq reads MuData files (for a combined "
+            "RNA+ADT .h5ad, split it by feature type first, e.g. isk.datasets.read_neurips2021_cite)."
+        )
     mdata = md.read_h5mu(path)
     lower = {k.lower(): k for k in mdata.mod}
     mods = {}

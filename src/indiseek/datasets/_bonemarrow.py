@@ -90,6 +90,8 @@ def synthetic_bonemarrow(n_cells: int = 10_000, seed: int = 0) -> MuData:
     """
     if int(n_cells) != n_cells or n_cells < 10:
         raise ValueError(f"n_cells must be an integer >= 10, got {n_cells!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}.")
     rng = np.random.default_rng(seed)
     design = _bm_design(rng)
     n_types = len(design)

@@ -235,6 +235,8 @@ def synthetic_citeseq(
         n_cells, n_genes, n_proteins, n_latent, separation, programmes, min_shared, shared_noise
     )
 
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}.")
     rng = np.random.default_rng(seed)
     design = _type_design(n_lineages, n_types, rng)
     types = design.index.to_numpy()

@@ -19,6 +19,7 @@ from ..nn import (
     get_objective,
     to_tensor,
 )
+from ..nn._train_utils import check_int
 
 _CHUNK = 65536
 ARRAYS_UPDATES = 4000
@@ -238,8 +239,15 @@ def fit_specific(
     obj = get_objective(objective)
     if not obj.has_specific:
         raise ValueError("objective='clip' learns no modality-specific features; use IndiSeek.")
-    if lam < 0:
-        raise ValueError(f"lam must be >= 0, got {lam!r}.")
+    for name, value in (("lam", lam), ("club_weight", club_weight)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            raise ValueError(f"{name} must be a number >= 0, got {value!r}.")
+    for name, value in (("n_specific", n_specific), ("n_hidden", n_hidden), ("n_layers", n_layers)):
+        check_int(name, value, 1)
+    if x.shape[1] < 1 or shared.shape[1] < 1:
+        raise ValueError(
+            f"x and shared need at least one feature, got {x.shape} and {shared.shape}."
+        )
     cfg = TrainConfig.pick(locals())  # validates every setting
     from ._device import resolve_device
 

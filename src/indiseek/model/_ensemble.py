@@ -159,8 +159,8 @@ def make_jobs(model, x, cells, cfg, validation_size, clip_epochs, clip_from) -> 
 
 def check_clip_source(model, other) -> None:
     """``other`` can lend ``model`` its trained step 1 (same inputs, sizes and members)."""
-    if not other.is_trained:
-        raise ValueError("clip_from must be a trained IndiSeek model.")
+    if not getattr(other, "is_trained", False) or not hasattr(other, "module"):
+        raise ValueError(f"clip_from must be a trained IndiSeek model, got {type(other).__name__}.")
     keys = ("n_shared", "n_hidden", "n_layers", "n_members")
     mine = [model.params[k] for k in keys]
     theirs = [other.params[k] for k in keys]

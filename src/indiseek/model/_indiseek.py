@@ -126,7 +126,8 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
             ("temperature", temperature, 1e-12, 1),
             ("club_weight", club_weight, 0, math.inf),
         ):
-            if not (isinstance(value, numbers.Real) and low <= value <= high and value == value):
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+            if not (ok and low <= value <= high and value == value):
                 span = f">= {low}" if high == math.inf else "in (0, 1]"
                 raise ValueError(f"{name} must be a number {span}, got {value!r}.")
         self.registry = Registry.from_mudata(mdata)
@@ -134,6 +135,11 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
         # training needs is captured here.
         self._train_inputs = self.registry.inputs(mdata)
         self._train_cells = self.registry.train_mask(mdata, len(self._train_inputs["rna"]))
+        if self._train_cells.sum() < 2:
+            raise ValueError(
+                f"{int(self._train_cells.sum())} training cells (mdata.obs"
+                f"[{self.registry.split_key!r}] == 'train'); at least 2 are needed."
+            )
         self.n_features = {m: int(self._train_inputs[m].shape[1]) for m in ROLES}
         self.params = {
             "objective": self.objective.name,
@@ -299,6 +305,14 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
                 check_int(name, value, 1, "or None")
         if not (isinstance(validation_size, numbers.Real) and 0 <= validation_size < 1):
             raise ValueError(f"validation_size must be in [0, 1), got {validation_size!r}.")
+        if early_stopping and validation_size == 0:
+            raise ValueError("early_stopping=True needs validation cells; set validation_size > 0.")
+        for role, x in self._train_inputs.items():
+            if not np.all(np.isfinite(x[self._train_cells])):
+                raise ValueError(
+                    f"The {role} inputs of training cells hold NaN or inf (changed after "
+                    "setup_mudata?); prepare the data again."
+                )
         if clip_from is not None:
             check_clip_source(self, clip_from)
         device = resolve_device(accelerator)

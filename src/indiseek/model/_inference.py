@@ -172,6 +172,8 @@ class RepresentationMixin:
         (600, 30)
         """
         self._require_trained()
+        if not isinstance(members, bool):
+            raise TypeError(f"members must be True or False, got {members!r}.")
         inputs = self._inputs_of(mdata)
         n_used = self.n_members if members else 1
         return encode(list(self.module)[:n_used], inputs, self.device, self.z_scale)
@@ -304,7 +306,8 @@ class RepresentationMixin:
         describe the same ensemble. The model's settings go to
         ``mdata.uns["indiseek"]["embeddings"][key_added]`` (and, for the default key,
         ``mdata.uns["indiseek"]["model"]``; ``n_members`` tells how many blocks each key
-        holds). Removed as stale: UMAPs cached from these keys (``X_umap_<key>…``) and, for the
+        holds). Removed as stale: UMAPs cached from exactly these keys (``X_umap_<key>`` and
+        their ``uns["indiseek"]["umap"]`` entries) and, for the
         default key, indiseek 0.1's ``X_indiseek_Z_*_members``.
 
         Examples
@@ -319,12 +322,13 @@ class RepresentationMixin:
         for k, key in keys.items():
             mdata.obsm[key] = reps[k]
         mdata.obsm[key_added] = self._concatenated(reps)
-        umap_prefix = f"X_umap_{key_added.removeprefix('X_')}"
-        stale = [k for k in mdata.obsm if k.startswith(umap_prefix)]
+        # UMAPs that pl.embeddings cached from these keys describe the old embeddings
+        stale = [f"X_umap_{k.removeprefix('X_')}" for k in [*keys.values(), key_added]]
         if key_added == K.OBSM_ALL:
             stale += list(K.OBSM_MEMBERS_OLD)
         for key in stale:
             mdata.obsm.pop(key, None)
+            mdata.uns.get(K.UNS, {}).get("umap", {}).pop(key, None)
         info = {
             **self.params,
             **{k: v for k, v in self.train_params.items() if not isinstance(v, bool | type(None))},

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import _keys as K
-from .._validate import check_same_cells, check_unique_names, get_modality
+from .._validate import check_mudata, check_same_cells, check_unique_names, get_modality
 
 if TYPE_CHECKING:
     from mudata import MuData
@@ -47,6 +47,7 @@ class Registry:
     @classmethod
     def from_mudata(cls, mdata: MuData) -> Registry:
         """The record ``setup_mudata`` left in ``mdata.uns``."""
+        check_mudata(mdata)
         uns = mdata.uns.get(K.UNS, {})
         if "setup" not in uns:
             raise ValueError(
@@ -57,6 +58,9 @@ class Registry:
 
     def register(self, mdata: MuData) -> None:
         """Check ``mdata`` against this record and store the record in ``mdata.uns``."""
+        for name in ("rna", "adt", "rna_rep", "adt_rep", "split_key"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise TypeError(f"{name} must be a non-empty string, got {getattr(self, name)!r}.")
         if self.rna == self.adt:
             raise ValueError(
                 f"rna and adt name the same modality ({self.rna!r}); pass the MuData's two "
@@ -130,7 +134,8 @@ class Registry:
         missing = any(
             self.rep(r) not in get_modality(mdata, self.modality(r), r).obsm for r in ROLES
         )
-        if missing and prepare_state is not None:
+        default_reps = (self.rna_rep, self.adt_rep) == (K.RNA_INPUT, K.ADT_INPUT)
+        if missing and prepare_state is not None and default_reps:
             from ..pp._prepare import prepared_inputs
 
             # computed on the fly: the user's object is left as it is

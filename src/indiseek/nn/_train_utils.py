@@ -99,7 +99,7 @@ class TrainConfig:
         check_int("batch_size", self.batch_size, 2)
         if not (_is_number(self.lr) and self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}.")
-        if not (_is_number(self.weight_decay) and self.weight_decay >= 0):
+        if not (_is_number(self.weight_decay) and 0 <= self.weight_decay < math.inf):
             raise ValueError(f"weight_decay must be a number >= 0, got {self.weight_decay!r}.")
         if self.q_schedule not in ("interleaved", "epoch"):
             raise ValueError(

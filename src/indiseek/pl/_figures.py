@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys as K
-from .._validate import find_labels, get_obsm
+from .._validate import check_mudata, find_labels, get_obsm
 from ._common import OKABE_ITO, category_colors, doc_params, finish, new_axes, palette
 
 if TYPE_CHECKING:
@@ -47,8 +47,8 @@ def _umap(mdata: MuData, key: str, recompute: bool, seed: int) -> np.ndarray:
 @doc_params
 def embeddings(
     mdata: MuData,
-    color: str | Sequence[str] = ("celltype.l1", "celltype.l2"),
-    keys: Sequence[str] | None = None,
+    color: str | Sequence[str] | None = None,
+    keys: str | Sequence[str] | None = None,
     *,
     recompute: bool = False,
     seed: int = 0,
@@ -63,14 +63,15 @@ def embeddings(
     embedding they were made from in ``mdata.uns["indiseek"]["umap"]`` (replotting is
     instant; a changed embedding, e.g. after retraining, is detected and its UMAP
     recomputed), and each label column's colours to ``mdata.uns["<label>_colors"]`` when
-    absent (as scanpy does), so a cell type has the same colour in every figure.
+    absent or not one per category (as scanpy does), so a cell type has the same colour in every figure.
 
     Parameters
     ----------
     mdata
         MuData with embeddings (:meth:`IndiSeek.write_obsm`).
     color
-        Label column(s) to colour by.
+        Label column(s) to colour by, one row of panels each (``mdata.obs`` or a modality's
+        ``.obs``); ``None``: one uncoloured row.
     keys
         ``mdata.obsm`` keys, or ``"<modality>:<key>"`` (default: C_rna, Z_rna, C_adt, Z_adt
         and the concatenation).
@@ -88,12 +89,19 @@ def embeddings(
     """
     import matplotlib.pyplot as plt
 
-    colors = [color] if isinstance(color, str) else list(color)
+    check_mudata(mdata)
+    colors = [None] if color is None else [color] if isinstance(color, str) else list(color)
+    if isinstance(keys, str):
+        keys = [keys]
     keys = (
         list(keys)
         if keys is not None
         else [K.OBSM["C_rna"], K.OBSM["Z_rna"], K.OBSM["C_adt"], K.OBSM["Z_adt"], K.OBSM_ALL]
     )
+    # every key and label resolved before anything is computed or cached
+    found = {ck: find_labels(mdata, ck) for ck in colors if ck is not None}
+    for key in keys:
+        get_obsm(mdata, key)
     titles = {
         K.OBSM["C_rna"]: "C_RNA (shared, from RNA)",
         K.OBSM["Z_rna"]: "Z_RNA (RNA-specific)",
@@ -107,12 +115,15 @@ def embeddings(
         len(colors), len(keys), figsize=(3.3 * len(keys) + 1.8, 3.2 * len(colors)), squeeze=False
     )
     for r, ck in enumerate(colors):
-        found = find_labels(mdata, ck)
-        labels = found.astype(str).where(found.notna(), "NA").to_numpy()
-        pal = category_colors(mdata, ck)
-        cats = [c for c in pal if c in set(labels)]
-        if "NA" in set(labels):
-            pal, cats = {**pal, "NA": "lightgrey"}, [*cats, "NA"]
+        if ck is None:
+            labels = np.full(mdata.n_obs, "cells", dtype=object)
+            pal, cats = {"cells": OKABE_ITO[4]}, []
+        else:
+            labels = found[ck].astype(str).where(found[ck].notna(), "NA").to_numpy()
+            pal = category_colors(mdata, ck)
+            cats = [c for c in pal if c in set(labels)]
+            if "NA" in set(labels):
+                pal, cats = {**pal, "NA": "lightgrey"}, [*cats, "NA"]
         point_colors = [pal[v] for v in labels]
         for c, key in enumerate(keys):
             ax = axes[r, c]
@@ -123,7 +134,9 @@ def embeddings(
             if r == 0:
                 ax.set_title(titles.get(key, key), fontsize=10)
             if c == 0:
-                ax.set_ylabel(f"UMAP · coloured by {ck}", fontsize=9)
+                ax.set_ylabel("UMAP" if ck is None else f"UMAP · coloured by {ck}", fontsize=9)
+        if ck is None:
+            continue
         handles = [plt.Line2D([], [], marker="o", ls="", color=pal[v], label=v) for v in cats]
         axes[r, -1].legend(
             handles=handles,

@@ -11,6 +11,7 @@ import pandas as pd
 from .. import _keys as K
 from .._validate import (
     check_counts,
+    check_mudata,
     check_same_cells,
     check_unique_names,
     get_modality,
@@ -203,6 +204,9 @@ def _compute(
     reference,
 ) -> dict[str, Any]:
     """Everything :func:`prepare` writes, computed without touching ``mdata``."""
+    check_mudata(mdata)
+    if isinstance(scale_max, bool) or not isinstance(scale_max, int | float) or not scale_max > 0:
+        raise ValueError(f"scale_max must be a number > 0, got {scale_max!r}.")
     rna_ad, adt_ad, rna_counts, adt_counts, rna_layer, adt_layer = _checked_counts(
         mdata, rna, adt, rna_layer, adt_layer, n_top_genes, adt_clr_axis, seed, n_pcs
     )
@@ -270,6 +274,13 @@ def _reference_state(reference) -> dict[str, Any]:
         raise TypeError(
             "reference= must be a prepared MuData or its uns['indiseek']['prepare'] dict, got "
             f"{type(reference).__name__}."
+        )
+    need = {"rna": ("genes", "mean", "std", "pca_mean", "loadings", "n_pcs"), "adt": ("mean",)}
+    missing = [f"{m}.{k}" for m, keys in need.items() for k in keys if k not in reference[m]]
+    if missing:
+        raise ValueError(
+            f"reference= lacks {missing}; pass a MuData prepared by isk.pp.prepare or its "
+            "uns['indiseek']['prepare'] dict as written."
         )
     return reference
 

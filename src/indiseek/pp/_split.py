@@ -30,7 +30,7 @@ def split_cells(n_cells: int, train_size: float | int, seed: int = 0) -> np.ndar
         train_size, int | float | np.integer | np.floating
     ):
         raise TypeError(f"train_size must be a fraction or a number of cells, got {train_size!r}.")
-    if train_size <= 0:
+    if not np.isfinite(train_size) or train_size <= 0:
         raise ValueError(
             f"train_size must be a fraction in (0, 1] or a number of cells >= 2, got "
             f"{train_size!r}."

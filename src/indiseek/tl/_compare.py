@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys as K
-from .._embeddings import concatenate_blocks
 from .._validate import find_labels
 from ._metrics import cluster_scores
 from ._ranks import rank_table
@@ -118,14 +117,7 @@ def compare_methods(
             clip_models[seed] = model
         # θ, clustering and the concatenation all read the whole ensemble, as write_obsm has it
         reps = model.get_representations()
-        members = model.n_members
-        reps["all"] = concatenate_blocks(
-            [
-                b
-                for key in ("C_rna", "C_adt", "Z_rna", "Z_adt")
-                for b in np.split(reps[key], members, 1)
-            ]
-        )
+        reps["all"] = model.get_latent_representation(representation="all")
         theta, _, _ = theta_arrays(reps["Z_rna"][mask], reps["Z_adt"][mask], lab, k)
         table = rank_table(lab, theta, weights=weights, reference=reference, min_cells=min_cells)
         row = {

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys as K
+from .._validate import check_mudata
 from ._leakage import predictability
 
 if TYPE_CHECKING:
@@ -56,6 +57,9 @@ def disentanglement(
     --------
     >>> isk.tl.disentanglement(mdata, model)  # doctest: +SKIP
     """
+    check_mudata(mdata)
+    if not hasattr(model, "get_representations") or not getattr(model, "is_trained", False):
+        raise TypeError(f"model must be a trained IndiSeek model, got {type(model).__name__}.")
     if cells not in ("test", "all"):
         raise ValueError(f"cells must be 'test' or 'all', got {cells!r}.")
     every = model.get_representations(mdata, members=True)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys as K
-from .._validate import find_labels, get_obsm
+from .._validate import check_mudata, find_labels, get_obsm
 from ._theta import _subset_mask
 
 if TYPE_CHECKING:
@@ -64,7 +64,18 @@ def cluster_metrics(
     --------
     >>> isk.tl.cluster_metrics(mdata, label_key=["celltype.l1", "celltype.l2"])  # doctest: +SKIP
     """
+    check_mudata(mdata)
     labels_keys = [label_key] if isinstance(label_key, str) else list(label_key)
+    if isinstance(obsm_keys, str):
+        obsm_keys = [obsm_keys]
+    if n_clusters is not None and (
+        isinstance(n_clusters, bool)
+        or not isinstance(n_clusters, int | np.integer)
+        or n_clusters < 2
+    ):
+        raise ValueError(f"n_clusters must be an integer >= 2 or None, got {n_clusters!r}.")
+    if isinstance(n_init, bool) or not isinstance(n_init, int | np.integer) or n_init < 1:
+        raise ValueError(f"n_init must be a positive integer, got {n_init!r}.")
     if obsm_keys is None:
         obsm_keys = [k for k in DEFAULT_KEYS if k in mdata.obsm]
         if not obsm_keys:

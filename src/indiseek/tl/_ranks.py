@@ -84,8 +84,12 @@ def type_table(
     min_cells: int = 10,
 ) -> pd.DataFrame:
     """:func:`rank_comparison`'s table; without weights or reference, θ per type alone."""
-    if theta_key not in mdata.obs:
+    if isinstance(min_cells, bool) or not isinstance(min_cells, int | np.integer) or min_cells < 1:
+        raise ValueError(f"min_cells must be a positive integer, got {min_cells!r}.")
+    if not isinstance(theta_key, str) or theta_key not in mdata.obs:
         raise KeyError(f"No {theta_key!r} in mdata.obs; run isk.tl.theta_score(mdata, ...) first.")
+    if not np.issubdtype(mdata.obs[theta_key].dtype, np.number):
+        raise ValueError(f"mdata.obs[{theta_key!r}] must hold θ values (numbers).")
     labels = find_labels(mdata, groupby)
     weights = None
     if reference is None and weight_key is not None:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys as K
-from .._validate import find_labels, get_obsm
+from .._validate import check_mudata, find_labels, get_obsm
 from ._neighbors import knn_indices
 
 if TYPE_CHECKING:
@@ -126,6 +126,10 @@ def theta_members(
             store.append(value)
     theta, beta_rna, beta_adt = (np.stack(v, axis=1) for v in out)
     return theta, beta_rna, beta_adt
+
+
+#: Entries of ``uns["indiseek"]`` that other calls own; not valid as a θ ``key_added``.
+RESERVED = {"prepare", "setup", "model", "embeddings", "umap", "theta"}
 
 
 def _ensemble_members(mdata: MuData, rna_key: str, adt_key: str) -> int:
@@ -263,8 +267,22 @@ def theta_score(
     >>> isk.tl.theta_score(mdata, label_key="celltype.l2", k=10, subset="test")  # doctest: +SKIP
     >>> mdata.obs["indiseek_theta"].describe()  # doctest: +SKIP
     """
-    if int(k) != k or k < 1:
+    check_mudata(mdata)
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}.")
+    if members != "auto" and (
+        isinstance(members, bool) or not isinstance(members, int | np.integer) or members < 1
+    ):
+        raise ValueError(f"members must be 'auto' or a positive integer, got {members!r}.")
+    if pseudocount is not None and not (
+        isinstance(pseudocount, int | float) and np.isfinite(pseudocount) and pseudocount > 0
+    ):
+        raise ValueError(f"pseudocount must be a number > 0 or None, got {pseudocount!r}.")
+    if not isinstance(key_added, str) or not key_added or key_added in RESERVED:
+        raise ValueError(
+            f"key_added must be a non-empty string other than {sorted(RESERVED)}, got "
+            f"{key_added!r}."
+        )
     if combine not in ("joint", "mean"):
         raise ValueError(f"combine must be 'joint' or 'mean', got {combine!r}.")
     if members == "auto":

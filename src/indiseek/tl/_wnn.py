@@ -124,7 +124,9 @@ def wnn_weights(
 
     Returns
     -------
-    Nothing; writes ``mdata.obs["rna:mod_weight"]`` and ``["adt:mod_weight"]``.
+    Nothing; writes ``mdata.obs[f"{rna}:{key_added}"]`` and ``[f"{adt}:{key_added}"]``
+    (``"rna:mod_weight"`` / ``"adt:mod_weight"`` by default) and each modality's
+    ``.obs[key_added]``.
 
     Examples
     --------
