@@ -245,7 +245,8 @@ def _add_ensemble_args(p: argparse.ArgumentParser) -> None:
         "--members",
         type=int,
         default=3,
-        help="models trained independently; θ averages over them (default 3; 1: single model)",
+        help="models trained independently; θ searches neighbours in all of them at once "
+        "(default 3; 1: single model)",
     )
     p.add_argument(
         "--jobs",

@@ -110,7 +110,11 @@ def bmcite(
     """Bone-marrow CITE-seq of Stuart et al. (2019): 30,672 cells, RNA + 25 ADTs.
 
     The dataset the IndiSeek paper analyses, with ``obs["celltype.l1"]`` (5 types) and
-    ``obs["celltype.l2"]`` (27 types); raw counts in each modality's ``.X``.
+    ``obs["celltype.l2"]`` (27 types); raw counts in each modality's ``.X``. It is distributed
+    for R (SeuratData's ``bmcite``) and has no pinned Python download: convert it once in R
+    (see the error message for the three lines) and pass the file with ``path=``, or give a
+    mirror with ``url=`` and ``known_hash=``. For bone marrow without R, use
+    :func:`neurips2021_bmmc_cite` (pinned, checksummed download).
 
     Parameters
     ----------
@@ -132,7 +136,7 @@ def bmcite(
     Examples
     --------
     >>> import indiseek as isk
-    >>> mdata = isk.datasets.bmcite()  # doctest: +SKIP
+    >>> mdata = isk.datasets.bmcite(path="bmcite.h5mu")  # doctest: +SKIP
     """
     if path is None:
         import pooch

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from mudata import MuData
 
 R_SNIPPET = """# Read IndiSeek embeddings into a Seurat object of the same cells (one DimReduc each).
+# obj: your Seurat object, e.g. obj <- readRDS("cells.rds")
 library(Seurat)
 for (f in list.files("{dir}", pattern = "[.]csv$", full.names = TRUE)) {{
   m <- as.matrix(read.csv(f, row.names = 1, check.names = FALSE))
