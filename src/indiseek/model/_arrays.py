@@ -239,15 +239,7 @@ def fit_specific(
     obj = get_objective(objective)
     if not obj.has_specific:
         raise ValueError("objective='clip' learns no modality-specific features; use IndiSeek.")
-    for name, value in (("lam", lam), ("club_weight", club_weight)):
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-            raise ValueError(f"{name} must be a number >= 0, got {value!r}.")
-    for name, value in (("n_specific", n_specific), ("n_hidden", n_hidden), ("n_layers", n_layers)):
-        check_int(name, value, 1)
-    if x.shape[1] < 1 or shared.shape[1] < 1:
-        raise ValueError(
-            f"x and shared need at least one feature, got {x.shape} and {shared.shape}."
-        )
+    _check_sizes(x, shared, lam, club_weight, n_specific, n_hidden, n_layers)
     cfg = TrainConfig.pick(locals())  # validates every setting
     from ._device import resolve_device
 
@@ -296,6 +288,18 @@ def fit_specific(
     if va_t is not None:
         fit.validation = evaluate_branches({"x": branch}, data, va_t, obj, lam, club_weight)
     return fit
+
+
+def _check_sizes(x, shared, lam, club_weight, n_specific, n_hidden, n_layers) -> None:
+    for name, value in (("lam", lam), ("club_weight", club_weight)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            raise ValueError(f"{name} must be a number >= 0, got {value!r}.")
+    for name, value in (("n_specific", n_specific), ("n_hidden", n_hidden), ("n_layers", n_layers)):
+        check_int(name, value, 1)
+    if x.shape[1] < 1 or shared.shape[1] < 1:
+        raise ValueError(
+            f"x and shared need at least one feature, got {x.shape} and {shared.shape}."
+        )
 
 
 def _checked_inputs(x, shared, shared_cross) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

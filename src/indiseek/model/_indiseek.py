@@ -300,19 +300,7 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
                 "train (a loaded model is for read-outs)."
             )
         cfg = TrainConfig.pick(locals(), cpu_threads=n_threads)  # validates every setting
-        for name, value in (("clip_epochs", clip_epochs), ("n_jobs", n_jobs)):
-            if value is not None:
-                check_int(name, value, 1, "or None")
-        if not (isinstance(validation_size, numbers.Real) and 0 <= validation_size < 1):
-            raise ValueError(f"validation_size must be in [0, 1), got {validation_size!r}.")
-        if early_stopping and validation_size == 0:
-            raise ValueError("early_stopping=True needs validation cells; set validation_size > 0.")
-        for role, x in self._train_inputs.items():
-            if not np.all(np.isfinite(x[self._train_cells])):
-                raise ValueError(
-                    f"The {role} inputs of training cells hold NaN or inf (changed after "
-                    "setup_mudata?); prepare the data again."
-                )
+        self._check_train_args(clip_epochs, n_jobs, validation_size, early_stopping)
         if clip_from is not None:
             check_clip_source(self, clip_from)
         device = resolve_device(accelerator)
@@ -354,6 +342,22 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
         }
         self.is_trained = True
         logger.info("trained in %.1f s on %s (%d worker(s))", wall, device, workers)
+
+    def _check_train_args(self, clip_epochs, n_jobs, validation_size, early_stopping) -> None:
+        """The settings of :meth:`train` that :class:`TrainConfig` does not hold, and the inputs."""
+        for name, value in (("clip_epochs", clip_epochs), ("n_jobs", n_jobs)):
+            if value is not None:
+                check_int(name, value, 1, "or None")
+        if not (isinstance(validation_size, numbers.Real) and 0 <= validation_size < 1):
+            raise ValueError(f"validation_size must be in [0, 1), got {validation_size!r}.")
+        if early_stopping and validation_size == 0:
+            raise ValueError("early_stopping=True needs validation cells; set validation_size > 0.")
+        for role, x in self._train_inputs.items():
+            if not np.all(np.isfinite(x[self._train_cells])):
+                raise ValueError(
+                    f"The {role} inputs of training cells hold NaN or inf (changed after "
+                    "setup_mudata?); prepare the data again."
+                )
 
     def _clip_history(self, member: int) -> pd.DataFrame:
         """Member ``member``'s step-1 history, without the step and member columns."""
