@@ -179,6 +179,26 @@ def _subset_mask(mdata: MuData, subset, split_key: str) -> np.ndarray:
     return mask
 
 
+def _check_theta_args(k, members, pseudocount, key_added, combine) -> None:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}.")
+    if members != "auto" and (
+        isinstance(members, bool) or not isinstance(members, int | np.integer) or members < 1
+    ):
+        raise ValueError(f"members must be 'auto' or a positive integer, got {members!r}.")
+    if pseudocount is not None and not (
+        isinstance(pseudocount, int | float) and np.isfinite(pseudocount) and pseudocount > 0
+    ):
+        raise ValueError(f"pseudocount must be a number > 0 or None, got {pseudocount!r}.")
+    if not isinstance(key_added, str) or not key_added or key_added in RESERVED:
+        raise ValueError(
+            f"key_added must be a non-empty string other than {sorted(RESERVED)}, got "
+            f"{key_added!r}."
+        )
+    if combine not in ("joint", "mean"):
+        raise ValueError(f"combine must be 'joint' or 'mean', got {combine!r}.")
+
+
 def theta_score(
     mdata: MuData,
     label_key: str,
@@ -268,23 +288,7 @@ def theta_score(
     >>> mdata.obs["indiseek_theta"].describe()  # doctest: +SKIP
     """
     check_mudata(mdata)
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}.")
-    if members != "auto" and (
-        isinstance(members, bool) or not isinstance(members, int | np.integer) or members < 1
-    ):
-        raise ValueError(f"members must be 'auto' or a positive integer, got {members!r}.")
-    if pseudocount is not None and not (
-        isinstance(pseudocount, int | float) and np.isfinite(pseudocount) and pseudocount > 0
-    ):
-        raise ValueError(f"pseudocount must be a number > 0 or None, got {pseudocount!r}.")
-    if not isinstance(key_added, str) or not key_added or key_added in RESERVED:
-        raise ValueError(
-            f"key_added must be a non-empty string other than {sorted(RESERVED)}, got "
-            f"{key_added!r}."
-        )
-    if combine not in ("joint", "mean"):
-        raise ValueError(f"combine must be 'joint' or 'mean', got {combine!r}.")
+    _check_theta_args(k, members, pseudocount, key_added, combine)
     if members == "auto":
         members = _ensemble_members(mdata, rna_key, adt_key)
     z_rna = get_obsm(mdata, rna_key)
