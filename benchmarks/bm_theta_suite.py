@@ -42,6 +42,8 @@ CONFIGS: dict[str, tuple[dict, dict, dict]] = {
     "standardised_z": ({}, {"normalize_z": True}, {}),
     "pcs50": ({"n_pcs": 50}, {}, {}),
     "short": ({}, {}, {"updates": UPDATES_V01}),
+    # step 2 keeps its best validation weights (guards against late instabilities)
+    "early_stop": ({}, {}, {"early_stopping": True}),
     # the independent reference: 16-d C and Z, width 100
     "dims16_w100": ({}, {"n_shared": 16, "n_specific": 16, "n_hidden": 100}, {}),
     "dims16_w100_l3": ({}, {"n_shared": 16, "n_specific": 16, "n_hidden": 100, "n_layers": 3}, {}),

@@ -30,6 +30,8 @@ def new_axes(ax, figsize: tuple[float, float]):
 
     if ax is None:
         return plt.subplots(figsize=figsize)
+    if not hasattr(ax, "figure") or not hasattr(ax, "barh"):
+        raise TypeError(f"ax must be a matplotlib Axes, got {type(ax).__name__}.")
     return ax.figure, ax
 
 

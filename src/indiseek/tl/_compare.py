@@ -29,6 +29,7 @@ def compare_methods(
     weight_key: str | None = "rna:mod_weight",
     reference: pd.Series | dict | None = None,
     subset: str | np.ndarray | None = "auto",
+    split_key: str = K.SPLIT,
     k: int = 10,
     min_cells: int = 10,
     cluster_embeddings: Sequence[str] = ("Z_rna", "Z_adt", "all"),
@@ -63,6 +64,8 @@ def compare_methods(
     subset
         Cells to score: ``"auto"`` (test cells when a split exists, else all), a split name,
         a boolean mask or ``None`` (all cells).
+    split_key
+        Column of the train/test split that ``subset`` refers to.
     k, min_cells
         θ neighbours, and the smallest type that is ranked.
     cluster_embeddings
@@ -92,7 +95,7 @@ def compare_methods(
     model_kwargs = dict(model_kwargs or {})
     train_kwargs = {"progress_bar": False, **(train_kwargs or {})}
     labels = find_labels(mdata, label_key)
-    mask = _subset_mask(mdata, subset, K.SPLIT) & labels.notna().to_numpy()
+    mask = _subset_mask(mdata, subset, split_key) & labels.notna().to_numpy()
     lab = labels.astype(object).to_numpy()[mask]
     weights = None
     if reference is None:
