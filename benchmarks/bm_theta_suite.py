@@ -44,6 +44,7 @@ CONFIGS: dict[str, tuple[dict, dict, dict]] = {
     "short": ({}, {}, {"updates": UPDATES_V01}),
     # step 2 keeps its best validation weights (guards against late instabilities)
     "early_stop": ({}, {}, {"early_stopping": True}),
+    "updates24k": ({}, {}, {"updates": 24000}),
     # the independent reference: 16-d C and Z, width 100
     "dims16_w100": ({}, {"n_shared": 16, "n_specific": 16, "n_hidden": 100}, {}),
     "dims16_w100_l3": ({}, {"n_shared": 16, "n_specific": 16, "n_hidden": 100, "n_layers": 3}, {}),
