@@ -4,12 +4,15 @@ Usage: ``python benchmarks/bm_theta_k.py N_CELLS SEED`` (prints one JSON line; j
 over all members' Z, mean = the members' θ averaged, pca = the prepared per-modality PCs).
 """
 
-import sys, json, numpy as np, warnings
+import json
+import sys
+import warnings
 
 warnings.filterwarnings("ignore")
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-import indiseek as isk
 from _suite_data import load, prepare, scored_cells
+
+import indiseek as isk
 
 n, seed = int(sys.argv[1]), int(sys.argv[2])
 raw, ref, lk = load("bonemarrow", n, 0)
