@@ -8,11 +8,11 @@ import json
 import sys
 import warnings
 
-warnings.filterwarnings("ignore")
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
 from _suite_data import load, prepare, scored_cells
 
 import indiseek as isk
+
+warnings.filterwarnings("ignore")
 
 n, seed = int(sys.argv[1]), int(sys.argv[2])
 raw, ref, lk = load("bonemarrow", n, 0)
