@@ -212,16 +212,3 @@ def test_theta_combine_mean_averages_members(trained):
     assert mdata.uns["indiseek"]["theta"]["combine"] == "mean"
     with pytest.raises(ValueError, match="combine"):
         isk.tl.theta_score(mdata, "celltype.l2", combine="median")
-
-
-def test_theta_auto_k(rng):
-    """k="auto": the paper's 10, or one neighbour per 750 scored cells when that is more."""
-    from indiseek.tl._theta import auto_k
-
-    assert [auto_k(n) for n in (100, 7_500, 15_000, 150_000)] == [10, 10, 20, 200]
-    labels = np.repeat(["a", "b"], 60)
-    m = _mdata_with(rng.normal(size=(120, 3)), rng.normal(size=(120, 3)), labels)
-    isk.tl.theta_score(m, "label", k="auto")
-    assert m.uns["indiseek"]["theta"]["k"] == 10
-    with pytest.raises(ValueError, match="'auto'"):
-        isk.tl.theta_score(m, "label", k="many")

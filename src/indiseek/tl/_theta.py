@@ -179,18 +179,9 @@ def _subset_mask(mdata: MuData, subset, split_key: str) -> np.ndarray:
     return mask
 
 
-#: Scored cells per neighbour of ``k="auto"`` (and its floor, the paper's k).
-CELLS_PER_NEIGHBOUR, MIN_AUTO_K = 750, 10
-
-
-def auto_k(n_scored: int) -> int:
-    """θ's neighbours for ``k="auto"``: 10, or one per 750 scored cells when that is more."""
-    return int(max(MIN_AUTO_K, round(n_scored / CELLS_PER_NEIGHBOUR)))
-
-
 def _check_theta_args(k, members, pseudocount, key_added, combine) -> None:
-    if k != "auto" and (isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1):
-        raise ValueError(f"k must be a positive integer or 'auto', got {k!r}.")
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}.")
     if members != "auto" and (
         isinstance(members, bool) or not isinstance(members, int | np.integer) or members < 1
     ):
@@ -211,7 +202,7 @@ def _check_theta_args(k, members, pseudocount, key_added, combine) -> None:
 def theta_score(
     mdata: MuData,
     label_key: str,
-    k: int | Literal["auto"] = 10,
+    k: int = 10,
     *,
     rna_key: str = K.OBSM["Z_rna"],
     adt_key: str = K.OBSM["Z_adt"],
@@ -249,10 +240,7 @@ def theta_score(
     label_key
         Labels in ``mdata.obs`` or a modality's ``.obs`` (``"rna:celltype"`` or ``"celltype"``).
     k
-        Number of neighbours (paper: 10). ``"auto"``: 10, or one per 750 scored cells when
-        that is more (20 from 15,000 scored cells), so that a neighbourhood stays a similar
-        share of each type as data grow (θ suite: bone-marrow-like data at 30,000 cells, see
-        ``benchmarks/README.md``).
+        Number of neighbours (paper: 10).
     rna_key, adt_key
         Keys of Z_RNA and Z_ADT in ``mdata.obsm``, or in a modality's ``.obsm`` as
         ``"<modality>:<key>"`` (any two embeddings work, e.g. the prepared per-modality inputs
@@ -310,8 +298,6 @@ def theta_score(
     n = int(mask.sum())
     if n < 2:
         raise ValueError(f"θ needs at least 2 labelled cells; found {n} (label {label_key!r}).")
-    if k == "auto":
-        k = auto_k(n)
     if k >= n:
         warnings.warn(
             f"k={k} is not smaller than the {n} scored cells; using k={n - 1}.", stacklevel=2
