@@ -841,6 +841,13 @@ CASES = [
         ValueError,
         "validation",
     ),
+    Case(
+        "theta-mask-not-embedding",
+        prepared,
+        lambda o, w, t: isk.tl.theta_score(o, "celltype.l2", rna_key="rna", adt_key="adt"),
+        ValueError,
+        "not an embedding",
+    ),
     # --- tools -----------------------------------------------------------------------------
     Case(
         "theta-no-label",

@@ -200,6 +200,16 @@ def get_obsm(mdata: MuData, key: str, modality: str | None = None) -> np.ndarray
     """
     if not isinstance(key, str):
         raise TypeError(f"An .obsm key must be a string, got {type(key).__name__}.")
+    x = _find_obsm(mdata, key, modality)
+    if x.ndim != 2 or x.dtype.kind not in "fiu" or x.shape[1] < 1:
+        raise ValueError(
+            f"{key!r} is not an embedding (cells × dimensions of numbers): it has shape "
+            f"{x.shape} and dtype {x.dtype}."
+        )
+    return x
+
+
+def _find_obsm(mdata: MuData, key: str, modality: str | None) -> np.ndarray:
     if key not in mdata.obsm and ":" in key and modality is None:
         mod, _, inner = key.partition(":")
         if mod in mdata.mod and inner in mdata.mod[mod].obsm:
