@@ -36,6 +36,32 @@ def default_cache_dir() -> Path:
     return Path(pooch.os_cache("indiseek"))
 
 
+def retrieve(
+    url: str,
+    known_hash: str | None,
+    fname: str,
+    cache: Path,
+    progressbar: bool,
+    what: str,
+    hint: str,
+) -> Path:
+    """Download ``url`` once into ``cache`` with pooch (checksum checked), or say what to do."""
+    import pooch
+
+    try:
+        return Path(
+            pooch.retrieve(
+                url=url,
+                known_hash=f"sha256:{known_hash}" if known_hash else None,
+                fname=fname,
+                path=cache,
+                progressbar=progressbar,
+            )
+        )
+    except Exception as err:  # network errors come in many types
+        raise RuntimeError(f"Could not download {what} from {url} ({err}). {hint}") from err
+
+
 def read_citeseq(path: str | os.PathLike, rna: str = "rna", adt: str = "adt") -> MuData:
     """Read a CITE-seq ``.h5mu`` file and check it holds RNA and ADT counts of the same cells.
 
@@ -139,8 +165,6 @@ def bmcite(
     >>> mdata = isk.datasets.bmcite(path="bmcite.h5mu")  # doctest: +SKIP
     """
     if path is None:
-        import pooch
-
         url = url or BMCITE_URL
         known_hash = known_hash or BMCITE_SHA256
         if not url:
@@ -150,18 +174,11 @@ def bmcite(
                 "or a local file with path=.... " + CONVERSION_HINT
             )
         cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        try:
-            path = pooch.retrieve(
-                url=url,
-                known_hash=f"sha256:{known_hash}" if known_hash else None,
-                fname=BMCITE_FILENAME,
-                path=cache,
-                progressbar=True,
-            )
-        except Exception as err:  # network errors come in many types
-            raise RuntimeError(
-                f"Could not download the bone-marrow CITE-seq data from {url} ({err}). "
-                "Download it elsewhere and pass the file: isk.datasets.bmcite(path=...). "
-                + CONVERSION_HINT
-            ) from err
+        hint = (
+            "Download it elsewhere and pass the file: isk.datasets.bmcite(path=...). "
+            + CONVERSION_HINT
+        )
+        path = retrieve(
+            url, known_hash, BMCITE_FILENAME, cache, True, "the bone-marrow CITE-seq data", hint
+        )
     return read_citeseq(path)

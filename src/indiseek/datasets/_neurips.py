@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._bmcite import default_cache_dir
+from ._bmcite import default_cache_dir, retrieve
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -71,24 +71,19 @@ def neurips2021_bmmc_cite(
 
 
 def _download(cache: Path, progressbar: bool) -> Path:
-    import pooch
-
-    try:
-        return Path(
-            pooch.retrieve(
-                url=NEURIPS2021_CITE_URL,
-                known_hash=f"sha256:{NEURIPS2021_CITE_SHA256}",
-                fname=NEURIPS2021_CITE_FILE,
-                path=cache,
-                progressbar=progressbar,
-            )
-        )
-    except Exception as err:  # network errors come in many types
-        raise RuntimeError(
-            f"Could not download the NeurIPS 2021 CITE-seq data from GEO ({err}). Download "
-            f"{NEURIPS2021_CITE_FILE} from {NEURIPS2021_CITE_URL} elsewhere and pass it: "
-            "isk.datasets.neurips2021_bmmc_cite(path=...)."
-        ) from err
+    hint = (
+        f"Download {NEURIPS2021_CITE_FILE} from {NEURIPS2021_CITE_URL} elsewhere and pass it: "
+        "isk.datasets.neurips2021_bmmc_cite(path=...)."
+    )
+    return retrieve(
+        NEURIPS2021_CITE_URL,
+        NEURIPS2021_CITE_SHA256,
+        NEURIPS2021_CITE_FILE,
+        cache,
+        progressbar,
+        "the NeurIPS 2021 CITE-seq data from GEO",
+        hint,
+    )
 
 
 def read_neurips2021_cite(path: str | os.PathLike) -> MuData:

@@ -30,7 +30,7 @@ from ._ensemble import (
     n_workers,
     run_members,
 )
-from ._inference import RepresentationMixin, z_scales
+from ._inference import RepresentationMixin, apply_z_scale, encode, z_scales
 from ._io import SaveLoadMixin
 from ._registry import ROLES, Registry
 
@@ -320,10 +320,11 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
             member.eval()
         self.history = collect_history(results)
         train_x = {m: v[self._train_cells] for m, v in self._train_inputs.items()}
-        self.z_scale = (
-            z_scales(self.module, train_x, device) if self.objective.has_specific else None
+        every = encode(self.module, train_x, device)  # once, for both scales
+        self.z_scale = z_scales(every, self.n_members) if self.objective.has_specific else None
+        self.block_scale = self._measure_block_scale(
+            apply_z_scale(every, self.z_scale, self.n_members)
         )
-        self.block_scale = self._measure_block_scale()
         self.train_params = {
             **{k: v for k, v in dataclasses.asdict(cfg).items() if k in _RECORDED},
             "max_epochs": jobs[0].epochs,

@@ -58,7 +58,7 @@ def encode(
     joined = np.concatenate([inputs[m] for m in names], axis=1)  # one pass per member
     out: dict[str, list[np.ndarray]] = {f"{kind}_{m}": [] for kind in "CZ" for m in names}
     with torch.no_grad():
-        for j, member in enumerate(members):
+        for member in members:
             m64, where = _float64_copy(member, device)
 
             def shared(t, m64=m64):
@@ -70,30 +70,37 @@ def encode(
             for m, c_np in zip(names, c_split, strict=True):
                 out[f"C_{m}"].append(c_np)
                 if len(member.branches):
-                    z = _rows(m64.branches[m].encoder, inputs[m], where)
-                    if z_scale is not None:
-                        scale = np.asarray(z_scale[m][j], dtype=np.float64)
-                        z = (z.astype(np.float64) * scale).astype(np.float32)
-                    out[f"Z_{m}"].append(z)
+                    out[f"Z_{m}"].append(_rows(m64.branches[m].encoder, inputs[m], where))
                 else:
                     out[f"Z_{m}"].append(c_np.copy())
-    return {k: np.concatenate(v, axis=1) for k, v in out.items()}
+    reps = {k: np.concatenate(v, axis=1) for k, v in out.items()}
+    return apply_z_scale(reps, z_scale, len(members))
 
 
-def z_scales(
-    members: Sequence[IndiSeekModule], inputs: dict[str, np.ndarray], device: torch.device
-) -> dict[str, list[list[float]]]:
+def apply_z_scale(
+    reps: dict[str, np.ndarray], z_scale: dict[str, list[list[float]]] | None, n_members: int
+) -> dict[str, np.ndarray]:
+    """Z of the first ``n_members`` members multiplied column-wise by their ``z_scale``."""
+    if z_scale is None:
+        return reps
+    out = dict(reps)
+    for key in [k for k in reps if k.startswith("Z_")]:
+        scale = np.concatenate([np.asarray(s, np.float64) for s in z_scale[key[2:]][:n_members]])
+        out[key] = (reps[key].astype(np.float64) * scale).astype(np.float32)
+    return out
+
+
+def z_scales(every: dict[str, np.ndarray], n_members: int) -> dict[str, list[list[float]]]:
     """Per member, modality and dimension, the factor that gives Z unit variance.
 
-    Measured on ``inputs`` (the training cells). The scale of each dimension of Z is the
-    encoder's arbitrary choice (the decoder absorbs it), yet it would decide how much that
-    dimension, and that member, counts in θ's neighbour search.
+    ``every``: unscaled :func:`encode` output of the training cells. The scale of each
+    dimension of Z is the encoder's arbitrary choice (the decoder absorbs it), yet it would
+    decide how much that dimension, and that member, counts in θ's neighbour search.
     """
-    every = encode(members, inputs, device)
     out: dict[str, list[list[float]]] = {}
-    for m in inputs:
-        sd = np.split(every[f"Z_{m}"].std(axis=0), len(members))
-        out[m] = [(1 / np.maximum(s, 1e-6)).astype(float).tolist() for s in sd]
+    for key in [k for k in every if k.startswith("Z_")]:
+        sd = np.split(every[key].std(axis=0), n_members)
+        out[key[2:]] = [(1 / np.maximum(s, 1e-6)).astype(float).tolist() for s in sd]
     return out
 
 
@@ -239,17 +246,15 @@ class RepresentationMixin:
             self.block_scale = self._measure_block_scale()
         return concatenate_blocks(blocks, self.block_scale)
 
-    def _measure_block_scale(self) -> list[float]:
-        """Scales of the C and Z blocks of ``X_indiseek``, measured on the training cells."""
-        cells = self._train_cells
-        if cells is None or not cells.any():
-            cells = np.ones(len(self._train_inputs["rna"]), dtype=bool)
-        own = encode(
-            self.module,
-            {m: v[cells] for m, v in self._train_inputs.items()},
-            self.device,
-            self.z_scale,
-        )
+    def _measure_block_scale(self, own: dict[str, np.ndarray] | None = None) -> list[float]:
+        """Scales of the C and Z blocks of ``X_indiseek``, measured on the training cells
+        (``own``: their representations, when already at hand)."""
+        if own is None:
+            cells = self._train_cells
+            if cells is None or not cells.any():
+                cells = np.ones(len(self._train_inputs["rna"]), dtype=bool)
+            inputs = {m: v[cells] for m, v in self._train_inputs.items()}
+            own = encode(self.module, inputs, self.device, self.z_scale)
         return block_scales([b for k in K.OBSM for b in np.split(own[k], self.n_members, axis=1)])
 
     def reconstruction_error(

@@ -123,21 +123,7 @@ def prepare(
     >>> mdata.mod["rna"].obsm["X_indiseek_pca"].shape
     (500, 50)
     """
-    out = _compute(
-        mdata,
-        rna,
-        adt,
-        n_pcs,
-        train_size,
-        seed,
-        rna_layer,
-        adt_layer,
-        n_top_genes,
-        scale_max,
-        adt_clr_axis,
-        adt_n_pcs,
-        reference,
-    )
+    out = _compute(**locals())  # every argument of prepare, by name
     rna_ad, adt_ad = mdata.mod[rna], mdata.mod[adt]
     rna_ad.obsm[K.RNA_INPUT] = out["rna"]
     rna_ad.var[K.HVG] = rna_ad.var_names.isin(out["state"]["rna"]["genes"])
@@ -166,44 +152,33 @@ def prepared_inputs(
     p = reference.get("params", {})
     rna = rna or str(p.get("rna", "rna"))
     adt = adt or str(p.get("adt", "adt"))
-    layers = []
+    layers = {}
     for role, mod in (("rna", rna), ("adt", adt)):
         layer = str(p.get(f"{role}_layer", "")) or None
         has = mod in getattr(mdata, "mod", {}) and layer in mdata.mod[mod].layers
-        layers.append(layer if has else None)
-    out = _compute(
-        mdata,
-        rna,
-        adt,
-        None,
-        None,
-        0,
-        *layers,
-        2000,
-        float(p.get("scale_max", 10.0)),
-        int(p.get("adt_clr_axis", 1)),
-        None,
-        reference,
-    )
+        layers[f"{role}_layer"] = layer if has else None
+    out = _compute(mdata, rna=rna, adt=adt, reference=reference, **layers)
     return {"rna": out["rna"], "adt": out["adt"]}
 
 
 def _compute(
     mdata,
-    rna,
-    adt,
-    n_pcs,
-    train_size,
-    seed,
-    rna_layer,
-    adt_layer,
-    n_top_genes,
-    scale_max,
-    adt_clr_axis,
-    adt_n_pcs,
-    reference,
+    rna: str,
+    adt: str,
+    n_pcs=None,
+    train_size=None,
+    seed=0,
+    *,
+    rna_layer=None,
+    adt_layer=None,
+    n_top_genes=2000,
+    scale_max=10.0,
+    adt_clr_axis=1,
+    adt_n_pcs=None,
+    reference=None,
 ) -> dict[str, Any]:
-    """Everything :func:`prepare` writes, computed without touching ``mdata``."""
+    """Everything :func:`prepare` writes, computed without touching ``mdata`` (same arguments;
+    with ``reference``, only the modalities and count layers matter)."""
     check_mudata(mdata)
     if isinstance(scale_max, bool) or not isinstance(scale_max, int | float) or not scale_max > 0:
         raise ValueError(f"scale_max must be a number > 0, got {scale_max!r}.")
