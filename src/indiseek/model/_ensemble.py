@@ -1,9 +1,13 @@
-"""The ensemble: member seeds, one job per member, and running the jobs (in parallel on CPUs).
+"""The ensemble: member seeds, one job per member, and running the jobs.
 
-Members are independent models. On a CPU with spare cores they train at once in joblib's
-``loky`` worker processes, one thread each: loky needs no ``if __name__ == "__main__":`` guard
-in a user's script, and a member's result does not depend on where it was trained (its seed,
-initialisation and batch order travel in the job).
+Members are independent models. By default they train at once as one batched model
+(:mod:`indiseek.nn._batched`: stacked weights, one ``vmap``-ed step for all members), which on
+a CPU costs little more than one member and on a GPU runs them in parallel. Settings the
+batched path does not cover (batch-standardised Z, InfoNCE critics, the per-epoch q schedule,
+a reused step 1) train members one by one, on a CPU in joblib's ``loky`` worker processes,
+one thread each: loky needs no ``if __name__ == "__main__":`` guard in a user's script, and a
+member's result does not depend on where it was trained (its seed, initialisation and batch
+order travel in the job).
 """
 
 from __future__ import annotations
@@ -17,7 +21,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..nn import IndiSeekModule, MemberJob, MemberResult, Objective, default_epochs, train_member
+from ..nn import (
+    IndiSeekModule,
+    MemberJob,
+    MemberResult,
+    Objective,
+    can_batch,
+    default_epochs,
+    train_member,
+    train_members_batched,
+)
 from ._arrays import split_validation
 
 logger = logging.getLogger(__name__)
@@ -68,7 +81,8 @@ def available_cores() -> int:
 
 
 def n_workers(n_jobs: int | None, device: torch.device, n_members: int, updates: int) -> int:
-    """Worker processes for the members: parallel on CPUs only, never more than cores."""
+    """Worker processes for members trained one by one: parallel on CPUs only, never more than
+    cores."""
     if device.type != "cpu" or n_members == 1:
         return 1
     if n_jobs is not None:
@@ -78,9 +92,33 @@ def n_workers(n_jobs: int | None, device: torch.device, n_members: int, updates:
     return max(1, min(n_members, available_cores()))
 
 
-def run_members(jobs: Sequence[MemberJob], workers: int, progress_bar: bool) -> list[MemberResult]:
-    """Train every member, ``workers`` at a time; results in member order."""
+def use_batched(batch_members, device: torch.device | None = None, jobs=()) -> bool:
+    """Whether to train the members as one batched model (``train(batch_members=...)``);
+    without a device, only checks the setting."""
+    if batch_members is not None and not isinstance(batch_members, bool | np.bool_):
+        raise ValueError(f"batch_members must be True, False or None, got {batch_members!r}.")
+    if device is None:
+        return False
+    if batch_members is None:
+        batch_members = device.type != "cpu"
+    return bool(batch_members) and can_batch(jobs)
+
+
+def member_time(results: Sequence[MemberResult], key: str, batched: bool) -> float:
+    """Seconds spent on a step, summed over members (a batched run's time counted once)."""
+    times = [getattr(r, key) for r in results]
+    return times[0] if batched else sum(times)
+
+
+def run_members(
+    jobs: Sequence[MemberJob], workers: int, progress_bar: bool, batched: bool = False
+) -> list[MemberResult]:
+    """Train every member, all at once (``batched``) or ``workers`` at a time; results in order."""
     from tqdm.auto import tqdm
+
+    if batched:
+        logger.info("training %d members as one batched model", len(jobs))
+        return train_members_batched(jobs)
 
     if workers > 1:  # one bar over members instead of interleaved per-epoch bars
         jobs = [

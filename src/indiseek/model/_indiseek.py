@@ -27,8 +27,10 @@ from ._ensemble import (
     check_clip_source,
     collect_history,
     make_jobs,
+    member_time,
     n_workers,
     run_members,
+    use_batched,
 )
 from ._inference import RepresentationMixin, apply_z_scale, encode, z_scales
 from ._io import SaveLoadMixin
@@ -233,6 +235,7 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
         weight_decay: float = 0.0,
         n_threads: int | None = 1,
         n_jobs: int | None = None,
+        batch_members: bool | None = None,
         progress_bar: bool = True,
         clip_from: IndiSeek | None = None,
     ) -> None:
@@ -280,6 +283,15 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
             member runs at least 1,000 updates (below that, starting workers costs more than it
             saves); 1: in this process. Workers are joblib's ``loky`` processes, so a plain
             script needs no ``__main__`` guard. Results are identical either way.
+        batch_members
+            Train all members at once as one batched model (stacked weights, one ``vmap``-ed
+            step; the same maths per member, results equal up to float summation order).
+            ``None``: on a GPU (where the members then run in parallel), not on a CPU (where
+            it measured only 1.2x faster than one member after another on one core, and
+            slower than two worker processes on two; ``benchmarks/README.md``). Falls back to
+            one member after another for settings it does not cover (``normalize_z=True``,
+            objectives with InfoNCE critics, ``q_schedule="epoch"``, ``q_steps > 1``,
+            ``clip_from``).
         progress_bar
             Show progress bars (silence with ``False``).
         clip_from
@@ -300,6 +312,7 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
                 "train (a loaded model is for read-outs)."
             )
         cfg = TrainConfig.pick(locals(), cpu_threads=n_threads)  # validates every setting
+        use_batched(batch_members)
         self._check_train_args(clip_epochs, n_jobs, validation_size, early_stopping)
         if clip_from is not None:
             check_clip_source(self, clip_from)
@@ -311,9 +324,10 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
         jobs = make_jobs(self, x, cells, cfg, validation_size, clip_epochs, clip_from)
         self.x_sq = jobs[0].x_sq
         updates = jobs[0].epochs * max(len(jobs[0].train_idx) // batch_size, 1)
-        workers = n_workers(n_jobs, device, self.n_members, updates)
+        batched = use_batched(batch_members, device, jobs)
+        workers = 1 if batched else n_workers(n_jobs, device, self.n_members, updates)
         t0 = time.perf_counter()
-        results = run_members(jobs, workers, progress_bar)
+        results = run_members(jobs, workers, progress_bar, batched)
         wall = time.perf_counter() - t0
         for member, res in zip(self.module, results, strict=True):
             member.load_state_dict(res.state)
@@ -337,8 +351,9 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
             "n_validation": len(jobs[0].val_idx),
             "device": str(device),
             "n_jobs": workers,
-            "time_clip_s": round(sum(r.time_clip_s for r in results), 3),
-            "time_specific_s": round(sum(r.time_specific_s for r in results), 3),
+            "batched": batched,
+            "time_clip_s": round(member_time(results, "time_clip_s", batched), 3),
+            "time_specific_s": round(member_time(results, "time_specific_s", batched), 3),
             "time_wall_s": round(wall, 3),
         }
         self.is_trained = True

@@ -5,6 +5,7 @@ modalities are whatever two names the caller gives, so this layer can be read an
 from the MuData wrapper in :mod:`indiseek.model`.
 """
 
+from ._batched import can_batch, train_members_batched
 from ._loops import BranchData, evaluate_branches, fit_clip, fit_specific_branches
 from ._losses import (
     club_bound,
@@ -29,6 +30,7 @@ __all__ = [
     "Objective",
     "SpecificBranch",
     "TrainConfig",
+    "can_batch",
     "club_bound",
     "club_sampled",
     "cpu_threads",
@@ -43,4 +45,5 @@ __all__ = [
     "orthogonality",
     "to_tensor",
     "train_member",
+    "train_members_batched",
 ]

@@ -140,11 +140,11 @@ def _batch_terms(branches, data, idx, objective, lam, club_weight, z, q_out):
     return total, terms
 
 
-def _q_step(branches, data, idx, opt_q, z_cache=None):
-    """One maximum-likelihood step of every branch's q on detached z.
+def _q_terms(branches, data, idx, z_cache=None):
+    """Every branch's q log-likelihood of detached z, its loss (to minimise) and q's outputs.
 
-    Returns the log-likelihoods and q's outputs from before the step (detached): the main step
-    reuses them instead of running q again, i.e. it sees q one update stale.
+    The outputs are returned detached: the main loss of the same batch reuses them instead of
+    running q again, i.e. it sees q as it was before this batch's q update.
     """
     terms = {}
     outputs = {}
@@ -161,9 +161,16 @@ def _q_step(branches, data, idx, opt_q, z_cache=None):
         terms[f"{name}_q_loglik"] = ll
         outputs[name] = (mu.detach(), logvar.detach())
         loss = loss - ll
-    opt_q.zero_grad(set_to_none=True)
+    return loss, terms, outputs
+
+
+def _q_step(branches, data, idx, opt, z_cache=None):
+    """One maximum-likelihood step of every branch's q alone (the main weights have no
+    gradient, so the optimiser leaves them as they are)."""
+    loss, terms, outputs = _q_terms(branches, data, idx, z_cache)
+    opt.zero_grad(set_to_none=True)
     loss.backward()
-    opt_q.step()
+    opt.step()
     return terms, outputs
 
 
@@ -181,15 +188,15 @@ def fit_specific_branches(
     """Step 2: train each modality's branch with C fixed. Returns the per-epoch history.
 
     Branches have disjoint parameters, so summing their losses and taking one optimiser step
-    trains each exactly as if alone, at half the Python overhead.
+    trains each exactly as if alone, at half the Python overhead. For the same reason q's last
+    maximum-likelihood step before a main step shares its backward pass and optimiser step:
+    q's loss reaches only q (z is detached), the main loss never reaches q (its outputs are
+    detached), and Adam's state is per weight.
     """
     device = next(iter(data.values())).x.device
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     modules = torch.nn.ModuleDict(dict(branches))
-    main_params = [p for br in branches.values() for p in br.main_parameters()]
-    q_params = [p for br in branches.values() for p in br.q.parameters()]
-    opt = adam(main_params, cfg)
-    opt_q = adam(q_params, cfg)
+    opt = adam(list(modules.parameters()), cfg)
     has_val = val_idx is not None and len(val_idx) > 1
     stopper = EarlyStopper(cfg.early_stopping and has_val, cfg.patience)
     n = len(train_idx)
@@ -201,20 +208,21 @@ def fit_specific_branches(
             if cfg.q_schedule == "epoch":
                 for _ in range(cfg.q_epochs):
                     for b in batches(n, cfg.batch_size, gen, device):
-                        acc.add(_q_step(branches, data, train_idx[b], opt_q)[0])
+                        acc.add(_q_step(branches, data, train_idx[b], opt)[0])
             for b in batches(n, cfg.batch_size, gen, device):
                 idx = train_idx[b]
                 z_cache = {name: br.encoder(data[name].x[idx]) for name, br in branches.items()}
-                q_out = None
+                q_out, q_loss = None, 0.0
                 if cfg.q_schedule == "interleaved":
-                    for _ in range(cfg.q_steps):
-                        q_terms, q_out = _q_step(branches, data, idx, opt_q, z_cache)
-                        acc.add(q_terms)
+                    for _ in range(cfg.q_steps - 1):
+                        acc.add(_q_step(branches, data, idx, opt, z_cache)[0])
+                    q_loss, q_terms, q_out = _q_terms(branches, data, idx, z_cache)
+                    acc.add(q_terms)
                 total, batch_terms = _batch_terms(
                     branches, data, idx, objective, lam, club_weight, z_cache, q_out
                 )
                 opt.zero_grad(set_to_none=True)
-                total.backward()
+                (total + q_loss).backward()
                 opt.step()
                 acc.add(batch_terms)
             row = {"epoch": epoch, **acc.means("train_")}

@@ -1,0 +1,306 @@
+"""Every member of an ensemble trained at once, as one batched model (``torch.func``).
+
+The members' weights are stacked along a leading member axis and one ``vmap``-ed step
+updates all of them: the same per-member maths as :func:`~indiseek.nn.train_member` (own
+initialisation, batch order, validation cells, early stopping, Adam state), in one stream of
+larger kernels instead of one stream per member. Adam is elementwise, so one optimiser over
+stacked weights is each member's own optimiser. Results agree with the sequential path up to
+float summation order.
+
+Each epoch the stacked weights are copied into the members' own modules, so validation,
+early stopping and the returned weights reuse the sequential code unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Sequence
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from ._loops import BranchData, _clip_validation, _finish, evaluate_branches
+from ._losses import gaussian_loglik, info_nce
+from ._member import MemberJob, MemberResult, _branch_data
+from ._objectives import Objective, branch_terms, get_objective
+from ._train_utils import EarlyStopper, adam, cpu_threads, progress
+
+
+def can_batch(jobs: Sequence[MemberJob]) -> bool:
+    """Whether these jobs can train as one batched model (else: one after another).
+
+    Needs the default step-2 schedule (one interleaved q step), no batch-standardised Z
+    (BatchNorm's running statistics do not vmap), objectives without InfoNCE critics, no reused
+    step 1, and members with equally many training and validation cells.
+    """
+    if len(jobs) < 2:
+        return False
+    first = jobs[0]
+    objective = get_objective(first.objective)
+    same_sizes = all(
+        len(j.train_idx) == len(first.train_idx) and len(j.val_idx) == len(first.val_idx)
+        for j in jobs
+    )
+    has_bn = any(isinstance(m, nn.BatchNorm1d) for m in first.module.modules())
+    return (
+        same_sizes
+        and not has_bn
+        and not objective.uses_critics
+        and first.cfg.q_schedule == "interleaved"
+        and first.cfg.q_steps == 1
+        and all(j.clip_state is None for j in jobs)
+    )
+
+
+class _Stacked:
+    """The members' parameters of one sub-module, stacked, with a stateless copy to call."""
+
+    def __init__(self, modules: Sequence[nn.Module]) -> None:
+        params, buffers = stack_module_state(list(modules))
+        self.params: dict[str, torch.Tensor] = params
+        self.buffers: dict[str, torch.Tensor] = buffers
+        self.base = copy.deepcopy(modules[0]).to("meta")
+        self.modules = list(modules)
+
+    @torch.no_grad()
+    def write_back(self) -> None:
+        """Copy each member's slice of the stacked weights into its own module."""
+        for m, module in enumerate(self.modules):
+            own = dict(module.named_parameters())
+            for name, p in self.params.items():
+                own[name].copy_(p[m])
+
+
+def _perms(gens, n: int, device) -> torch.Tensor:
+    # the same permutation each member draws in the sequential path (batches())
+    return torch.stack([torch.randperm(n, generator=g, device="cpu") for g in gens]).to(device)
+
+
+def _n_batches(n: int, batch_size: int) -> tuple[int, int]:
+    return max(n // batch_size, 1), (batch_size if n >= batch_size else n)
+
+
+def _record(epoch, modules, train_rows, validate, val_key, rows, stoppers, active) -> None:
+    """Each still-running member's epoch row; its early stopper decides whether it goes on."""
+    for m, module in enumerate(modules):
+        if not active[m]:
+            continue
+        row = {"epoch": epoch, **train_rows[m], **validate(m, module)}
+        rows[m].append(row)
+        if stoppers[m].step(row.get(val_key, float("inf")), module, epoch):
+            active[m] = False
+
+
+class _ClipLoss(nn.Module):
+    def __init__(self, clip: nn.Module) -> None:
+        super().__init__()
+        self.clip = clip
+
+    def forward(self, x1, x2):
+        c1, c2 = self.clip(x1, x2)
+        return info_nce(c1, c2, self.clip.temperature), self.clip.temperature
+
+
+def fit_clip_batched(jobs: Sequence[MemberJob], names, tr, va, bar_enabled: bool):
+    """Step 1 of every member at once; returns the per-member histories."""
+    a, b = names
+    cfg0 = jobs[0].cfg
+    x1, x2 = jobs[0].x[a], jobs[0].x[b]
+    device = x1.device
+    clips = [j.module.clip for j in jobs]
+    wrappers = [_ClipLoss(c) for c in clips]
+
+    def validate(m, clip):
+        return _clip_validation(clip, x1, x2, va[m], cfg0.batch_size) if has_val else {}
+
+    st = _Stacked(wrappers)
+    opt = adam(list(st.params.values()), cfg0)
+    gens = [torch.Generator().manual_seed(j.cfg.seed) for j in jobs]
+    has_val = va is not None and va.shape[1] > 1
+    stoppers = [
+        EarlyStopper(cfg0.clip_early_stopping and has_val, cfg0.clip_patience) for _ in jobs
+    ]
+    active = [True] * len(jobs)
+    rows: list[list[dict]] = [[] for _ in jobs]
+
+    def loss_one(p, bufs, idx):
+        return functional_call(st.base, (p, bufs), (x1[idx], x2[idx]))
+
+    step = vmap(loss_one, in_dims=(0, 0, 0))
+    n = tr.shape[1]
+    nb, size = _n_batches(n, cfg0.batch_size)
+    epochs = jobs[0].clip_epochs
+    with progress(epochs, f"step 1 (CLIP, {len(jobs)} members batched)", bar_enabled) as bar:
+        for epoch in range(epochs):
+            perm = _perms(gens, n, device)
+            total = torch.zeros(len(jobs), device=device)
+            for i in range(nb):
+                idx = torch.gather(tr, 1, perm[:, i * size : (i + 1) * size])
+                losses, _ = step(st.params, st.buffers, idx)
+                opt.zero_grad(set_to_none=True)
+                losses.sum().backward()
+                opt.step()
+                total += losses.detach()
+            means = (total / nb).cpu().tolist()
+            st.write_back()
+
+            train_rows = [
+                {"train_infonce": v, "temperature": float(c.temperature.detach())}
+                for v, c in zip(means, clips, strict=True)
+            ]
+            _record(epoch, clips, train_rows, validate, "val_infonce", rows, stoppers, active)
+            bar.set_postfix({"infonce": f"{sum(means) / len(means):.3f}"})
+            bar.update()
+            if not any(active):
+                break
+    st.write_back()
+    # a member that stopped early keeps its best weights, as in the sequential path
+    return [_finish(rows[m], stoppers[m], j.module.clip) for m, j in enumerate(jobs)]
+
+
+class _Step2Loss(nn.Module):
+    """Both branches' loss terms for one member's batch; q's and the encoders' losses apart."""
+
+    def __init__(self, branches: nn.ModuleDict, objective: Objective, lam, club_weight, x_sq):
+        super().__init__()
+        self.branches = branches
+        self.objective, self.lam, self.club_weight, self.x_sq = objective, lam, club_weight, x_sq
+
+    def forward(self, xs, c_own, c_club):
+        main = 0.0
+        q_loss = 0.0
+        terms = {}
+        for name, br in self.branches.items():
+            z = br.encoder(xs[name])
+            mu, logvar = br.q(c_club[name])
+            ll = gaussian_loglik(z.detach(), mu, logvar).mean()
+            q_loss = q_loss - ll
+            t = branch_terms(
+                br,
+                self.objective,
+                xs[name],
+                c_own[name],
+                c_club[name],
+                self.lam,
+                self.x_sq[name],
+                club_weight=self.club_weight,
+                z=z,
+                q_out=(mu.detach(), logvar.detach()),
+            )
+            main = main + t["loss"]
+            terms[f"{name}_q_loglik"] = ll.detach()
+            terms.update({f"{name}_{k}": v.detach() for k, v in t.items()})
+        terms["loss"] = main.detach()
+        return main, q_loss, terms
+
+
+def fit_specific_batched(
+    jobs: Sequence[MemberJob],
+    data: Sequence[dict[str, BranchData]],
+    tr,
+    va,
+    bar_enabled: bool,
+):
+    """Step 2 of every member at once; returns the per-member histories."""
+    job0 = jobs[0]
+    cfg0 = job0.cfg
+    objective = get_objective(job0.objective)
+    names = list(job0.module.branches)
+    device = data[0][names[0]].x.device
+    x = {m: data[0][m].x for m in names}
+    c_own = {m: torch.stack([d[m].c_own for d in data]) for m in names}
+    c_club = {m: torch.stack([d[m].c_club for d in data]) for m in names}
+    x_sq = {m: data[0][m].x_sq for m in names}
+    wrappers = [_Step2Loss(j.module.branches, objective, j.lam, j.club_weight, x_sq) for j in jobs]
+    st = _Stacked(wrappers)
+    opt = adam(list(st.params.values()), cfg0)
+    gens = [torch.Generator().manual_seed(j.cfg.seed + 1) for j in jobs]
+    has_val = va is not None and va.shape[1] > 1
+    stoppers = [EarlyStopper(cfg0.early_stopping and has_val, cfg0.patience) for _ in jobs]
+    active = [True] * len(jobs)
+    rows: list[list[dict]] = [[] for _ in jobs]
+    branch_sets = [nn.ModuleDict(dict(j.module.branches)) for j in jobs]
+
+    def validate(m, modules):
+        if not has_val:
+            return {}
+        lam, cw = jobs[m].lam, jobs[m].club_weight
+        return evaluate_branches(modules, data[m], va[m], objective, lam, cw, "val_")
+
+    def loss_one(p, bufs, idx, co, cc):
+        xs = {m: x[m][idx] for m in names}
+        return functional_call(
+            st.base, (p, bufs), (xs, {m: co[m][idx] for m in names}, {m: cc[m][idx] for m in names})
+        )
+
+    step = vmap(loss_one, in_dims=(0, 0, 0, 0, 0))
+    n = tr.shape[1]
+    nb, size = _n_batches(n, cfg0.batch_size)
+    epochs = job0.epochs
+    with progress(
+        epochs, f"step 2 ({objective.name}, {len(jobs)} members batched)", bar_enabled
+    ) as bar:
+        for epoch in range(epochs):
+            perm = _perms(gens, n, device)
+            sums: dict[str, torch.Tensor] = {}
+            for i in range(nb):
+                idx = torch.gather(tr, 1, perm[:, i * size : (i + 1) * size])
+                main, q_loss, terms = step(st.params, st.buffers, idx, c_own, c_club)
+                opt.zero_grad(set_to_none=True)
+                # q's loss reaches only q (z detached), the main loss never reaches q
+                (main.sum() + q_loss.sum()).backward()
+                opt.step()
+                for k, v in terms.items():
+                    sums[k] = sums[k] + v if k in sums else v.clone()
+            keys = list(sums)
+            means = (torch.stack([sums[k] for k in keys], 1) / nb).cpu().numpy()
+            st.write_back()
+
+            train_rows = [
+                {f"train_{k}": float(v) for k, v in zip(keys, r, strict=True)} for r in means
+            ]
+            _record(epoch, branch_sets, train_rows, validate, "val_loss", rows, stoppers, active)
+            bar.set_postfix({"loss": f"{float(means[:, keys.index('loss')].mean()):.3f}"})
+            bar.update()
+            if not any(active):
+                break
+    st.write_back()
+    return [_finish(rows[m], stoppers[m], b) for m, b in enumerate(branch_sets)]
+
+
+def train_members_batched(jobs: Sequence[MemberJob]) -> list[MemberResult]:
+    """Train the members of :func:`can_batch` jobs at once, in place; results in member order."""
+    job0 = jobs[0]
+    names = job0.module.names
+    device = job0.x[names[0]].device
+    tr = torch.stack([torch.as_tensor(j.train_idx) for j in jobs]).to(device)
+    va = None
+    if len(job0.val_idx) > 1:
+        va = torch.stack([torch.as_tensor(j.val_idx) for j in jobs]).to(device)
+    bar = job0.cfg.progress_bar
+    t0 = time.perf_counter()
+    with cpu_threads(device, job0.cfg.cpu_threads):
+        hist1 = fit_clip_batched(jobs, names, tr, va, bar)
+        t1 = time.perf_counter()
+        hist2 = [pd.DataFrame() for _ in jobs]
+        if len(job0.module.branches):
+            data = []
+            for j in jobs:
+                with torch.no_grad():
+                    c = j.module.shared(j.x)
+                data.append(_branch_data(j, c))
+            hist2 = fit_specific_batched(jobs, data, tr, va, bar)
+    t2 = time.perf_counter()
+    return [
+        MemberResult(
+            state=j.module.state_dict(),
+            clip_history=hist1[m],
+            specific_history=hist2[m],
+            time_clip_s=t1 - t0,
+            time_specific_s=t2 - t1,
+        )
+        for m, j in enumerate(jobs)
+    ]

@@ -1,0 +1,71 @@
+"""Members trained at once as one batched model: the same maths as one after another."""
+
+import numpy as np
+import pytest
+import torch
+
+import indiseek as isk
+from indiseek.model._ensemble import build_members, make_jobs
+from indiseek.nn import TrainConfig, can_batch, to_tensor, train_member, train_members_batched
+
+SMALL = dict(n_shared=8, n_specific=6, n_hidden=32, n_layers=3, n_members=3)
+
+
+def _jobs(mdata, dtype, **cfg_kw):
+    model = isk.IndiSeek(mdata, **SMALL)
+    model.module = build_members(model.params, model.n_features, model.objective, 5).to(dtype)
+    x = {m: to_tensor(v, torch.device("cpu")).to(dtype) for m, v in model._train_inputs.items()}
+    cfg = TrainConfig(progress_bar=False, seed=5, **cfg_kw)
+    return make_jobs(model, x, np.flatnonzero(model._train_cells), cfg, 0.1, None, None)
+
+
+def test_batched_members_are_the_sequential_maths(small_mdata):
+    """In float64 the batched members end where the sequential ones do, to rounding level,
+    including per-member early stopping (members stop at different epochs)."""
+    kw = dict(max_epochs=25, batch_size=32, clip_patience=2, early_stopping=True, patience=3)
+    seq = [train_member(j) for j in _jobs(small_mdata, torch.float64, **kw)]
+    jobs = _jobs(small_mdata, torch.float64, **kw)
+    assert can_batch(jobs)
+    bat = train_members_batched(jobs)
+    lengths = {len(r.clip_history) for r in seq}
+    assert len(lengths) > 1, "members should stop step 1 at different epochs here"
+    for a, b in zip(seq, bat, strict=True):
+        assert len(a.clip_history) == len(b.clip_history)
+        assert len(a.specific_history) == len(b.specific_history)
+        for key in a.state:
+            np.testing.assert_allclose(b.state[key], a.state[key], rtol=0, atol=1e-9)
+        cols = list(a.specific_history.columns)
+        assert sorted(cols) == sorted(b.specific_history.columns)
+        np.testing.assert_allclose(
+            b.specific_history[cols].to_numpy(),
+            a.specific_history[cols].to_numpy(),
+            rtol=1e-5,
+            atol=1e-6,
+        )
+
+
+def test_batch_members_through_train(small_mdata):
+    reps = {}
+    for flag in (False, True):
+        model = isk.IndiSeek(small_mdata, **SMALL)
+        model.train(max_epochs=3, progress_bar=False, seed=2, batch_members=flag)
+        assert model.train_params["batched"] is flag
+        assert len(model.history.query("step == 'specific'")) == 3 * 3
+        reps[flag] = model.get_representations()
+    for key in reps[False]:  # float32: summation order only
+        np.testing.assert_allclose(reps[True][key], reps[False][key], rtol=0, atol=5e-3)
+    again = isk.IndiSeek(small_mdata, **SMALL)
+    again.train(max_epochs=3, progress_bar=False, seed=2, batch_members=True)
+    for key, value in again.get_representations().items():
+        np.testing.assert_array_equal(value, reps[True][key])
+
+
+def test_settings_the_batched_path_does_not_cover_fall_back(small_mdata):
+    model = isk.IndiSeek(small_mdata, normalize_z=True, **SMALL)
+    model.train(max_epochs=1, progress_bar=False, batch_members=True)
+    assert model.train_params["batched"] is False
+    model = isk.IndiSeek(small_mdata, **SMALL)
+    model.train(max_epochs=1, progress_bar=False, batch_members=True, q_schedule="epoch")
+    assert model.train_params["batched"] is False
+    with pytest.raises(ValueError, match="batch_members"):
+        model.train(max_epochs=1, progress_bar=False, batch_members="yes")
