@@ -217,3 +217,27 @@ def test_default_pcs_grow_with_training_cells():
     from indiseek.pp._transforms import default_n_pcs
 
     assert [default_n_pcs(n) for n in (100, 1250, 3330, 5000, 15000)] == [50, 50, 133, 200, 200]
+
+
+def test_atlas_path_chunks_and_subsamples(monkeypatch):
+    """Chunked application gives the same inputs; above FIT_MAX_CELLS the fit uses chunked
+    moments and a seeded subset for the PCA, close to the fit on every training cell."""
+    from indiseek.pp import _transforms as T
+
+    mdata = isk.datasets.synthetic_citeseq(n_cells=900, n_genes=300, n_proteins=12, seed=3)
+    isk.pp.prepare(mdata, train_size=0.8, seed=0, n_pcs=10)
+    full = mdata.mod["rna"].obsm["X_indiseek_pca"].copy()
+    state = mdata.uns["indiseek"]["prepare"]["rna"]
+    monkeypatch.setattr(T, "CHUNK_CELLS", 64)
+    again = mdata.copy()
+    isk.pp.prepare(again, train_size=0.8, seed=0, n_pcs=10)
+    np.testing.assert_array_equal(again.mod["rna"].obsm["X_indiseek_pca"], full)
+    monkeypatch.setattr(T, "FIT_MAX_CELLS", 500)
+    sub = mdata.copy()
+    isk.pp.prepare(sub, train_size=0.8, seed=0, n_pcs=10)
+    s2 = sub.uns["indiseek"]["prepare"]["rna"]
+    np.testing.assert_allclose(s2["mean"], state["mean"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(s2["std"], state["std"], rtol=1e-4, atol=1e-5)
+    # the leading components span nearly the same space
+    overlap = np.linalg.svd(state["loadings"][:, :3].T @ s2["loadings"][:, :3])[1]
+    assert overlap.min() > 0.9, overlap
