@@ -69,3 +69,13 @@ def test_settings_the_batched_path_does_not_cover_fall_back(small_mdata):
     assert model.train_params["batched"] is False
     with pytest.raises(ValueError, match="batch_members"):
         model.train(max_epochs=1, progress_bar=False, batch_members="yes")
+
+
+def test_default_schedule_stops_growing_on_atlases():
+    from indiseek.nn import default_epochs
+
+    assert default_epochs(15_000, 128) == 103  # the suite's sizes are unchanged
+    assert default_epochs(76_800, 128) == 20
+    for n in (200_000, 500_000, 1_000_000):  # about twice the target, at most
+        steps = n // 128
+        assert 12_000 <= default_epochs(n, 128) * steps <= 24_000 + steps

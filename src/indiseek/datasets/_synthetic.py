@@ -57,6 +57,11 @@ def _type_design(n_lineages: int, n_types: int, rng: np.random.Generator) -> pd.
     return design
 
 
+#: Cells whose RNA counts are drawn at once; larger simulations are drawn (and stored sparse) in
+#: chunks of this many, so 10⁶ cells fit in memory. Up to this size results are as before.
+SIM_CHUNK = 50_000
+
+
 def _nb(rng: np.random.Generator, mean: np.ndarray, dispersion: np.ndarray | float) -> np.ndarray:
     """Negative-binomial counts as a gamma-Poisson mixture (variance mean + mean²/dispersion)."""
     lam = rng.gamma(shape=dispersion, scale=mean / dispersion)
@@ -81,7 +86,7 @@ def _to_mudata(
     def modality(counts: np.ndarray, prefix: str, width: int) -> ad.AnnData:
         names = [f"{prefix}{i:0{width}d}" for i in range(counts.shape[1])]
         return ad.AnnData(
-            sparse.csr_matrix(counts.astype(np.float32)),
+            sparse.csr_matrix(counts, dtype=np.float32),
             obs=pd.DataFrame(index=obs_names),
             var=pd.DataFrame(index=names),
         )
@@ -104,10 +109,20 @@ def _rna_counts(rng: np.random.Generator, latent: dict, n_genes: int) -> np.ndar
     base_g = rng.normal(-1.0, 1.5, size=n_genes)
     a_s = rng.normal(0, 0.25, size=(n_latent, n_genes)) * (rng.random((n_latent, n_genes)) < 0.2)
     a_r = rng.normal(0, 0.35, size=(n_latent, n_genes)) * (rng.random((n_latent, n_genes)) < 0.2)
-    frac = softmax_rows(base_g + latent["shared"] @ a_s + latent["rna"] @ a_r)
     lib_rna = rng.lognormal(np.log(3000), 0.35, size=(n_cells, 1))
     disp_g = rng.lognormal(np.log(4.0), 0.5, size=n_genes)
-    return _nb(rng, lib_rna * frac + 1e-8, disp_g)
+    if n_cells <= SIM_CHUNK:
+        frac = softmax_rows(base_g + latent["shared"] @ a_s + latent["rna"] @ a_r)
+        return _nb(rng, lib_rna * frac + 1e-8, disp_g)
+    # atlas sizes: draw and store counts chunk by chunk (sparse), never all cells × genes dense
+    from scipy import sparse
+
+    parts = []
+    for start in range(0, n_cells, SIM_CHUNK):
+        rows = slice(start, start + SIM_CHUNK)
+        frac = softmax_rows(base_g + latent["shared"][rows] @ a_s + latent["rna"][rows] @ a_r)
+        parts.append(sparse.csr_matrix(_nb(rng, lib_rna[rows] * frac + 1e-8, disp_g)))
+    return sparse.vstack(parts, format="csr")
 
 
 def _adt_counts(rng: np.random.Generator, latent: dict, n_proteins: int) -> np.ndarray:

@@ -25,7 +25,6 @@ from ._transforms import (
     clr_transform,
     fit_adt,
     fit_rna,
-    lognormalise,
 )
 
 if TYPE_CHECKING:
@@ -194,10 +193,9 @@ def _compute(
     train = np.ones(n, dtype=bool) if train_size is None else split_cells(n, train_size, seed)
     if ref_state is None and train.sum() < 2:
         raise ValueError(f"At least 2 training cells are needed to fit; got {int(train.sum())}.")
-    lognorm = lognormalise(rna_counts)
     if ref_state is None:
         rna_state = fit_rna(
-            lognorm,
+            rna_counts,
             train,
             rna_ad.var_names,
             n_pcs,
@@ -208,7 +206,7 @@ def _compute(
         )
     else:
         rna_state = ref_state["rna"]
-    rna_x = apply_rna(lognorm, rna_ad.var_names, rna_state, rna)
+    rna_x = apply_rna(rna_counts, rna_ad.var_names, rna_state, rna)
     clr, adt_state = _adt_clr(
         adt_ad, adt_counts, train, ref_state, adt_clr_axis, adt_n_pcs, seed, adt
     )

@@ -56,18 +56,19 @@ def lognormalise(counts) -> Any:
     return tmp.X
 
 
-#: Above this many training cells, :func:`fit_rna` computes gene means and scales in chunks and
-#: fits the PCA on this many training cells drawn with the seed (below it, on all of them).
+#: Above this many training cells, :func:`fit_rna` selects variable genes and fits the PCA on
+#: this many training cells drawn with the seed (below it, on all of them); gene means and
+#: scales still come from every training cell, in chunks.
 FIT_MAX_CELLS = 200_000
 
 
-def _chunked_moments(x, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and sample standard deviation of the columns ``cols`` of ``x``, chunk by chunk."""
-    n = x.shape[0]
+def _chunked_moments(counts, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sample standard deviation of the log-normalised genes ``cols``, chunk by chunk."""
+    n = counts.shape[0]
     total = np.zeros(len(cols))
     sq = np.zeros(len(cols))
     for rows in chunks(n):
-        block = dense(x[rows][:, cols]).astype(np.float64)
+        block = dense(lognormalise(counts[rows])[:, cols]).astype(np.float64)
         total += block.sum(axis=0)
         sq += (block**2).sum(axis=0)
     mean = total / n
@@ -80,7 +81,7 @@ def max_pcs(n_train: int, n_features: int) -> int:
 
 
 def fit_rna(
-    lognorm,
+    counts,
     train: np.ndarray,
     genes: pd.Index,
     n_pcs: int | None,
@@ -92,29 +93,33 @@ def fit_rna(
     import anndata as ad
     import scanpy as sc
 
-    tr = ad.AnnData(lognorm[train], var=pd.DataFrame(index=genes))
+    counts_tr = counts[np.flatnonzero(train)]
+    n_train = counts_tr.shape[0]
+    fit_rows = np.arange(n_train)
+    if n_train > FIT_MAX_CELLS:  # atlas: variable genes and PCA from a seeded subset
+        rng = np.random.default_rng(seed)
+        fit_rows = np.sort(rng.choice(n_train, FIT_MAX_CELLS, replace=False))
+    tr = ad.AnnData(lognormalise(counts_tr[fit_rows]), var=pd.DataFrame(index=genes))
     if n_top_genes >= len(genes):
         hvg = np.ones(len(genes), dtype=bool)
     else:
         sc.pp.highly_variable_genes(tr, n_top_genes=n_top_genes, flavor="seurat")
         hvg = tr.var["highly_variable"].to_numpy()
     cols = np.flatnonzero(hvg)
-    if tr.n_obs <= FIT_MAX_CELLS:
-        xs = dense(tr.X[:, cols])
+    xs = dense(tr.X[:, cols])
+    if n_train <= FIT_MAX_CELLS:
         mean = xs.mean(axis=0)
         std = xs.std(axis=0, ddof=1)
-    else:  # atlas: moments in chunks, PCA on a seeded subset of the training cells
-        mean, std = _chunked_moments(tr.X, cols)
-        keep = np.sort(np.random.default_rng(seed).choice(tr.n_obs, FIT_MAX_CELLS, replace=False))
-        xs = dense(tr.X[keep][:, cols])
+    else:  # the genes' means and scales still come from every training cell
+        mean, std = _chunked_moments(counts_tr, cols)
     std[std == 0] = 1.0
     xs = np.clip((xs - mean) / std, -scale_max, scale_max)
-    allowed = max_pcs(int(train.sum()), int(hvg.sum()))
+    allowed = max_pcs(n_train, int(hvg.sum()))
     if n_pcs is None:
-        n_pcs = min(default_n_pcs(int(train.sum())), allowed)
+        n_pcs = min(default_n_pcs(n_train), allowed)
     elif n_pcs < 1 or n_pcs > allowed:
         raise ValueError(
-            f"n_pcs={n_pcs} for modality {modality!r}, but {int(train.sum())} training cells × "
+            f"n_pcs={n_pcs} for modality {modality!r}, but {n_train} training cells × "
             f"{int(hvg.sum())} variable genes allow 1 to {allowed} PCs."
         )
     tmp = ad.AnnData(xs)
@@ -131,7 +136,8 @@ def fit_rna(
     }
 
 
-def apply_rna(lognorm, genes: pd.Index, state: dict[str, Any], modality: str) -> np.ndarray:
+def apply_rna(counts, genes: pd.Index, state: dict[str, Any], modality: str) -> np.ndarray:
+    """RNA inputs of any cells: log-normalised, scaled and projected, chunk by chunk."""
     idx = genes.get_indexer(pd.Index(state["genes"]))
     if (idx < 0).any():
         missing = np.asarray(state["genes"])[idx < 0]
@@ -139,10 +145,10 @@ def apply_rna(lognorm, genes: pd.Index, state: dict[str, Any], modality: str) ->
             f"Modality {modality!r} lacks {len(missing)} of the {len(idx)} variable genes the "
             f"preprocessing was fitted on (e.g. {list(missing[:5])})."
         )
-    out = np.empty((lognorm.shape[0], int(state["n_pcs"])), dtype=np.float32)
+    out = np.empty((counts.shape[0], int(state["n_pcs"])), dtype=np.float32)
     loadings = np.asarray(state["loadings"], dtype=np.float64)
-    for rows in chunks(lognorm.shape[0]):
-        xs = _scaled(lognorm[rows][:, idx], state)
+    for rows in chunks(counts.shape[0]):
+        xs = _scaled(lognormalise(counts[rows])[:, idx], state)
         # float64 projection: a cell's PCs do not depend on the other cells in the matrix
         centred = xs.astype(np.float64) - np.asarray(state["pca_mean"], dtype=np.float64)
         out[rows] = centred @ loadings

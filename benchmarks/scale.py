@@ -1,0 +1,107 @@
+"""End to end at atlas sizes: wall time per stage and peak memory, 10⁴ to 10⁶ simulated cells.
+
+For each size, ``synthetic_citeseq(n_cells, n_genes=2000, n_proteins=25, n_types=27)`` and the
+default pipeline, each stage timed:
+
+``simulate`` → ``prepare`` (50/50 split) → ``train`` (defaults: 3 members) → ``write_obsm`` →
+``theta`` (``tl.theta_score`` on the test cells; approximate neighbours above 50,000 cells) →
+``umap`` (scanpy's neighbours and UMAP of ``X_indiseek`` on the test cells).
+
+Peak resident memory is read after each stage (this process, and the largest worker process
+for training). With ``--totalvi`` and scvi-tools importable, TOTALVI's default training on the
+same counts is timed alongside where it fits in ``--totalvi-max`` cells.
+
+Usage: ``python benchmarks/scale.py --sizes 10000,100000,1000000 [--totalvi] [--out scale.jsonl]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+
+import indiseek as isk
+
+
+def _peak_gb() -> dict[str, float]:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+    return {"peak_rss_gb": round(own, 2), "peak_worker_rss_gb": round(workers, 2)}
+
+
+def _umap_test_cells(mdata) -> None:
+    import anndata as ad
+    import scanpy as sc
+
+    test = (mdata.obs["indiseek_split"] == "test").to_numpy()
+    a = ad.AnnData(obsm={"X_indiseek": mdata.obsm["X_indiseek"][test]}, obs=mdata.obs[test][[]])
+    sc.pp.neighbors(a, use_rep="X_indiseek", random_state=0)
+    sc.tl.umap(a, random_state=0)
+
+
+def _totalvi_s(mdata) -> float | None:
+    try:
+        import scvi
+    except ImportError:
+        return None
+    import anndata as ad
+
+    rna = mdata.mod["rna"]
+    adata = ad.AnnData(rna.X.copy(), obs=rna.obs[[]].copy(), var=rna.var[[]].copy())
+    adata.obsm["protein"] = mdata.mod["adt"].X.toarray()
+    scvi.model.TOTALVI.setup_anndata(adata, protein_expression_obsm_key="protein")
+    t = time.perf_counter()
+    scvi.model.TOTALVI(adata).train()
+    return round(time.perf_counter() - t, 1)
+
+
+def run(n_cells: int, totalvi_max: int | None) -> dict:
+    row: dict = {"n_cells": n_cells, "stages_s": {}}
+
+    def stage(name, fn):
+        t = time.perf_counter()
+        out = fn()
+        row["stages_s"][name] = round(time.perf_counter() - t, 1)
+        row[f"after_{name}"] = _peak_gb()
+        return out
+
+    mdata = stage(
+        "simulate",
+        lambda: isk.datasets.synthetic_citeseq(
+            n_cells=n_cells, n_genes=2000, n_proteins=25, n_types=27, seed=0
+        ),
+    )
+    stage("prepare", lambda: isk.pp.prepare(mdata, train_size=0.5, seed=0))
+    isk.IndiSeek.setup_mudata(mdata)
+    model = isk.IndiSeek(mdata)
+    stage("train", lambda: model.train(progress_bar=False))
+    row["train_params"] = {
+        k: model.train_params[k] for k in ("n_train", "max_epochs", "n_jobs", "batched")
+    }
+    stage("write_obsm", lambda: model.write_obsm(mdata))
+    stage("theta", lambda: isk.tl.theta_score(mdata, label_key="celltype.l2"))
+    stage("umap", lambda: _umap_test_cells(mdata))
+    row["end_to_end_s"] = round(sum(row["stages_s"].values()), 1)
+    if totalvi_max is not None and n_cells <= totalvi_max:
+        row["totalvi_train_s"] = _totalvi_s(mdata)
+    return row
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", default="10000,100000,1000000")
+    p.add_argument("--totalvi", action="store_true")
+    p.add_argument("--totalvi-max", type=int, default=100_000)
+    p.add_argument("--out", default=None)
+    args = p.parse_args()
+    for n in [int(s) for s in args.sizes.split(",")]:
+        row = run(n, args.totalvi_max if args.totalvi else None)
+        print(json.dumps(row), flush=True)
+        if args.out:
+            with open(args.out, "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()
