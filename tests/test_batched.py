@@ -23,6 +23,7 @@ def test_batched_members_are_the_sequential_maths(small_mdata):
     """In float64 the batched members end where the sequential ones do, to rounding level,
     including per-member early stopping (members stop at different epochs)."""
     kw = dict(max_epochs=25, batch_size=32, clip_patience=2, early_stopping=True, patience=3)
+    kw["grad_clip"] = 0.5  # clipped per member
     seq = [train_member(j) for j in _jobs(small_mdata, torch.float64, **kw)]
     jobs = _jobs(small_mdata, torch.float64, **kw)
     assert can_batch(jobs)

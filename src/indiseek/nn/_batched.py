@@ -83,6 +83,19 @@ def _n_batches(n: int, batch_size: int) -> tuple[int, int]:
     return max(n // batch_size, 1), (batch_size if n >= batch_size else n)
 
 
+@torch.no_grad()
+def _clip_per_member(groups: dict, max_norm: float) -> None:
+    """``clip_grad_norm_`` of each group of stacked weights, for every member on its own."""
+    for params in groups.values():
+        grads = [p.grad for p in params if p.grad is not None]
+        if not grads:
+            continue
+        norm = torch.stack([(g.reshape(len(g), -1) ** 2).sum(1) for g in grads]).sum(0).sqrt()
+        coef = (max_norm / (norm + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(coef.reshape(-1, *([1] * (g.dim() - 1))))
+
+
 def _record(epoch, modules, train_rows, validate, val_key, rows, stoppers, active) -> None:
     """Each still-running member's epoch row; its early stopper decides whether it goes on."""
     for m, module in enumerate(modules):
@@ -217,6 +230,9 @@ def fit_specific_batched(
     wrappers = [_Step2Loss(j.module.branches, objective, j.lam, j.club_weight, x_sq) for j in jobs]
     st = _Stacked(wrappers)
     opt = adam(list(st.params.values()), cfg0)
+    clip_groups: dict[tuple[str, bool], list[torch.Tensor]] = {}
+    for name, p in st.params.items():  # as the sequential path: per branch, networks and q apart
+        clip_groups.setdefault((name.split(".")[1], ".q." in name), []).append(p)
     gens = [torch.Generator().manual_seed(j.cfg.seed + 1) for j in jobs]
     has_val = va is not None and va.shape[1] > 1
     stoppers = [EarlyStopper(cfg0.early_stopping and has_val, cfg0.patience) for _ in jobs]
@@ -252,6 +268,8 @@ def fit_specific_batched(
                 opt.zero_grad(set_to_none=True)
                 # q's loss reaches only q (z detached), the main loss never reaches q
                 (main.sum() + q_loss.sum()).backward()
+                if cfg0.grad_clip is not None:
+                    _clip_per_member(clip_groups, cfg0.grad_clip)
                 opt.step()
                 for k, v in terms.items():
                     sums[k] = sums[k] + v if k in sums else v.clone()
