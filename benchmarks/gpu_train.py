@@ -5,8 +5,10 @@ For 30,000 simulated cells (15,000 training cells, 200 RNA PCs, 25 proteins) on 
 - the default ``train()`` (3 members, ~12,000 updates per step) with ``batch_members=True`` and
   ``False``: wall time, and the largest difference between the two representations;
 - the paper's full configuration (``max_epochs=2000, lr=1e-4``, both steps, CLIP early stopping
-  off): ``--paper-epochs`` epochs are timed and the time of 2,000 projected from them (the
-  per-epoch cost is constant), batched and not.
+  off; with indiseek's interleaved q schedule, as ``q_schedule="epoch"`` cannot be batched):
+  ``--paper-epochs`` epochs are timed and the time of 2,000 projected from them (the per-epoch
+  cost is constant; the projection also scales the fixed start-up cost, so it errs high),
+  batched and not.
 
 One JSON line per measurement. Run on a GPU when one is available; on a CPU it also runs
 (slowly) and shows what the batched path does there.

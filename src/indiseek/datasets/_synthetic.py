@@ -103,8 +103,9 @@ def softmax_rows(eta: np.ndarray) -> np.ndarray:
     return frac / frac.sum(axis=1, keepdims=True)
 
 
-def _rna_counts(rng: np.random.Generator, latent: dict, n_genes: int) -> np.ndarray:
-    """RNA: sparse loadings so that each factor drives its own gene programme."""
+def _rna_counts(rng: np.random.Generator, latent: dict, n_genes: int):
+    """RNA: sparse loadings so that each factor drives its own gene programme (dense counts, or
+    CSR above :data:`SIM_CHUNK` cells)."""
     n_cells, n_latent = latent["shared"].shape
     base_g = rng.normal(-1.0, 1.5, size=n_genes)
     a_s = rng.normal(0, 0.25, size=(n_latent, n_genes)) * (rng.random((n_latent, n_genes)) < 0.2)

@@ -247,7 +247,8 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
         Parameters
         ----------
         max_epochs
-            Epochs of each step (``None``: enough for about 12,000 updates, 20 to 500 epochs;
+            Epochs of each step (``None``: enough for about 12,000 updates, 20 to 500 epochs,
+            fewer than 20 past ~160,000 training cells;
             about 2 minutes per member on one CPU core).
             The paper's schedule is ``max_epochs=2000, lr=1e-4``.
         batch_size
@@ -278,20 +279,20 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
             torch CPU threads during training on the CPU (1 is fastest for small networks;
             ``None`` leaves torch's setting).
         n_jobs
-            Ensemble members trained at once, each in its own worker process (CPU only; GPU
-            training is sequential). ``None``: as many as there are members and cores when each
+            Ensemble members trained at once, each in its own worker process, when members
+            train one by one on a CPU (ignored when they train batched). ``None``: as many as there are members and cores when each
             member runs at least 1,000 updates (below that, starting workers costs more than it
             saves); 1: in this process. Workers are joblib's ``loky`` processes, so a plain
             script needs no ``__main__`` guard. Results are identical either way.
         batch_members
             Train all members at once as one batched model (stacked weights, one ``vmap``-ed
             step; the same maths per member, results equal up to float summation order).
-            ``None``: on a GPU (where the members then run in parallel), not on a CPU (where
-            it measured only 1.2x faster than one member after another on one core, and
-            slower than two worker processes on two; ``benchmarks/README.md``). Falls back to
-            one member after another for settings it does not cover (``normalize_z=True``,
-            objectives with InfoNCE critics, ``q_schedule="epoch"``, ``q_steps > 1``,
-            ``clip_from``).
+            ``None``: on a CUDA GPU (where the members then run in parallel), not on a CPU
+            or MPS (on a CPU it measured only 1.2x faster than one member after another on
+            one core, and slower than two worker processes on two; ``benchmarks/README.md``).
+            Settings it does not cover (``normalize_z=True``, objectives with InfoNCE
+            critics, ``q_schedule="epoch"``, ``q_steps > 1``, ``clip_from``) train one member
+            after another, with a warning when ``True`` was asked for.
         progress_bar
             Show progress bars (silence with ``False``).
         clip_from

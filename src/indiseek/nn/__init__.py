@@ -5,7 +5,7 @@ modalities are whatever two names the caller gives, so this layer can be read an
 from the MuData wrapper in :mod:`indiseek.model`.
 """
 
-from ._batched import can_batch, train_members_batched
+from ._batched import can_batch, train_members_batched, why_not_batched
 from ._loops import BranchData, evaluate_branches, fit_clip, fit_specific_branches
 from ._losses import (
     club_bound,
@@ -46,4 +46,5 @@ __all__ = [
     "to_tensor",
     "train_member",
     "train_members_batched",
+    "why_not_batched",
 ]

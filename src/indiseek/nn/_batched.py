@@ -14,6 +14,7 @@ early stopping and the returned weights reuse the sequential code unchanged.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections.abc import Sequence
 
@@ -32,27 +33,37 @@ from ._train_utils import EarlyStopper, adam, cpu_threads, progress
 def can_batch(jobs: Sequence[MemberJob]) -> bool:
     """Whether these jobs can train as one batched model (else: one after another).
 
-    Needs the default step-2 schedule (one interleaved q step), no batch-standardised Z
-    (BatchNorm's running statistics do not vmap), objectives without InfoNCE critics, no reused
-    step 1, and members with equally many training and validation cells.
+    Needs members that differ only in weights, seed and cells (same data, objective, λ, CLUB
+    weight, epochs and settings, equally many training and validation cells), the default
+    step-2 schedule (one interleaved q step), no batch-standardised Z (BatchNorm's running
+    statistics do not vmap), objectives without InfoNCE critics, and no reused step 1.
     """
+    return not why_not_batched(jobs)
+
+
+def why_not_batched(jobs: Sequence[MemberJob]) -> str:
+    """The reason :func:`can_batch` says no ('' when it says yes)."""
     if len(jobs) < 2:
-        return False
+        return "a single member"
     first = jobs[0]
     objective = get_objective(first.objective)
-    same_sizes = all(
-        len(j.train_idx) == len(first.train_idx) and len(j.val_idx) == len(first.val_idx)
-        for j in jobs
-    )
-    has_bn = any(isinstance(m, nn.BatchNorm1d) for m in first.module.modules())
-    return (
-        same_sizes
-        and not has_bn
-        and not objective.uses_critics
-        and first.cfg.q_schedule == "interleaved"
-        and first.cfg.q_steps == 1
-        and all(j.clip_state is None for j in jobs)
-    )
+    same = ("objective", "lam", "club_weight", "epochs", "clip_epochs", "x_sq")
+    for j in jobs[1:]:
+        if j.x is not first.x or any(getattr(j, a) != getattr(first, a) for a in same):
+            return "members with different data or settings"
+        if dataclasses.replace(j.cfg, seed=first.cfg.seed) != first.cfg:
+            return "members with different training settings"
+        if len(j.train_idx) != len(first.train_idx) or len(j.val_idx) != len(first.val_idx):
+            return "members with different numbers of training or validation cells"
+    if any(isinstance(m, nn.BatchNorm1d) for m in first.module.modules()):
+        return "normalize_z=True (batch standardisation)"
+    if objective.uses_critics:
+        return f"objective {objective.name!r} (InfoNCE critics)"
+    if first.cfg.q_schedule != "interleaved" or first.cfg.q_steps != 1:
+        return "a q schedule other than one interleaved step"
+    if any(j.clip_state is not None for j in jobs):
+        return "clip_from (a reused step 1)"
+    return ""
 
 
 class _Stacked:
@@ -81,19 +92,6 @@ def _perms(gens, n: int, device) -> torch.Tensor:
 
 def _n_batches(n: int, batch_size: int) -> tuple[int, int]:
     return max(n // batch_size, 1), (batch_size if n >= batch_size else n)
-
-
-@torch.no_grad()
-def _clip_per_member(groups: dict, max_norm: float) -> None:
-    """``clip_grad_norm_`` of each group of stacked weights, for every member on its own."""
-    for params in groups.values():
-        grads = [p.grad for p in params if p.grad is not None]
-        if not grads:
-            continue
-        norm = torch.stack([(g.reshape(len(g), -1) ** 2).sum(1) for g in grads]).sum(0).sqrt()
-        coef = (max_norm / (norm + 1e-6)).clamp(max=1.0)
-        for g in grads:
-            g.mul_(coef.reshape(-1, *([1] * (g.dim() - 1))))
 
 
 def _record(epoch, modules, train_rows, validate, val_key, rows, stoppers, active) -> None:
@@ -149,7 +147,7 @@ def fit_clip_batched(jobs: Sequence[MemberJob], names, tr, va, bar_enabled: bool
     with progress(epochs, f"step 1 (CLIP, {len(jobs)} members batched)", bar_enabled) as bar:
         for epoch in range(epochs):
             perm = _perms(gens, n, device)
-            total = torch.zeros(len(jobs), device=device)
+            total = torch.zeros(len(jobs), device=device, dtype=x1.dtype)
             for i in range(nb):
                 idx = torch.gather(tr, 1, perm[:, i * size : (i + 1) * size])
                 losses, _ = step(st.params, st.buffers, idx)
@@ -186,11 +184,15 @@ class _Step2Loss(nn.Module):
         main = 0.0
         q_loss = 0.0
         terms = {}
-        for name, br in self.branches.items():
-            z = br.encoder(xs[name])
+        q_out, zs = {}, {}
+        for name, br in self.branches.items():  # q's terms first, as in the sequential path
+            zs[name] = br.encoder(xs[name])
             mu, logvar = br.q(c_club[name])
-            ll = gaussian_loglik(z.detach(), mu, logvar).mean()
+            ll = gaussian_loglik(zs[name].detach(), mu, logvar).mean()
             q_loss = q_loss - ll
+            terms[f"{name}_q_loglik"] = ll.detach()
+            q_out[name] = (mu.detach(), logvar.detach())
+        for name, br in self.branches.items():
             t = branch_terms(
                 br,
                 self.objective,
@@ -200,11 +202,10 @@ class _Step2Loss(nn.Module):
                 self.lam,
                 self.x_sq[name],
                 club_weight=self.club_weight,
-                z=z,
-                q_out=(mu.detach(), logvar.detach()),
+                z=zs[name],
+                q_out=q_out[name],
             )
             main = main + t["loss"]
-            terms[f"{name}_q_loglik"] = ll.detach()
             terms.update({f"{name}_{k}": v.detach() for k, v in t.items()})
         terms["loss"] = main.detach()
         return main, q_loss, terms
@@ -230,9 +231,6 @@ def fit_specific_batched(
     wrappers = [_Step2Loss(j.module.branches, objective, j.lam, j.club_weight, x_sq) for j in jobs]
     st = _Stacked(wrappers)
     opt = adam(list(st.params.values()), cfg0)
-    clip_groups: dict[tuple[str, bool], list[torch.Tensor]] = {}
-    for name, p in st.params.items():  # as the sequential path: per branch, networks and q apart
-        clip_groups.setdefault((name.split(".")[1], ".q." in name), []).append(p)
     gens = [torch.Generator().manual_seed(j.cfg.seed + 1) for j in jobs]
     has_val = va is not None and va.shape[1] > 1
     stoppers = [EarlyStopper(cfg0.early_stopping and has_val, cfg0.patience) for _ in jobs]
@@ -268,8 +266,6 @@ def fit_specific_batched(
                 opt.zero_grad(set_to_none=True)
                 # q's loss reaches only q (z detached), the main loss never reaches q
                 (main.sum() + q_loss.sum()).backward()
-                if cfg0.grad_clip is not None:
-                    _clip_per_member(clip_groups, cfg0.grad_clip)
                 opt.step()
                 for k, v in terms.items():
                     sums[k] = sums[k] + v if k in sums else v.clone()

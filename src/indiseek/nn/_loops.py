@@ -197,9 +197,6 @@ def fit_specific_branches(
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     modules = torch.nn.ModuleDict(dict(branches))
     opt = adam(list(modules.parameters()), cfg)
-    clip_groups = [
-        g for br in branches.values() for g in (br.main_parameters(), list(br.q.parameters()))
-    ]
     has_val = val_idx is not None and len(val_idx) > 1
     stopper = EarlyStopper(cfg.early_stopping and has_val, cfg.patience)
     n = len(train_idx)
@@ -226,9 +223,6 @@ def fit_specific_branches(
                 )
                 opt.zero_grad(set_to_none=True)
                 (total + q_loss).backward()
-                if cfg.grad_clip is not None:
-                    for group in clip_groups:
-                        torch.nn.utils.clip_grad_norm_(group, cfg.grad_clip)
                 opt.step()
                 acc.add(batch_terms)
             row = {"epoch": epoch, **acc.means("train_")}

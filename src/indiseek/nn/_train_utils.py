@@ -50,9 +50,6 @@ class TrainConfig:
         Adam learning rate (encoders, decoders, critics and q alike).
     weight_decay
         Adam weight decay.
-    grad_clip
-        Step 2: clip the gradient norm of each branch's networks (and separately of its CLUB
-        critic) to this value before every update (``None``: no clipping).
     q_schedule
         ``"interleaved"``: ``q_steps`` maximum-likelihood steps for q before each main step
         (stable; default). ``"epoch"``: q refitted for ``q_epochs`` full passes before each
@@ -80,7 +77,6 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 0.0
-    grad_clip: float | None = None
     q_schedule: Literal["interleaved", "epoch"] = "interleaved"
     q_steps: int = 1
     q_epochs: int = 5
@@ -110,12 +106,6 @@ class TrainConfig:
             raise ValueError(f"lr must be a positive number, got {self.lr!r}.")
         if not (_is_number(self.weight_decay) and 0 <= self.weight_decay < math.inf):
             raise ValueError(f"weight_decay must be a number >= 0, got {self.weight_decay!r}.")
-        if self.grad_clip is not None and not (
-            _is_number(self.grad_clip) and 0 < self.grad_clip < math.inf
-        ):
-            raise ValueError(
-                f"grad_clip must be a positive number or None, got {self.grad_clip!r}."
-            )
         if self.q_schedule not in ("interleaved", "epoch"):
             raise ValueError(
                 f"q_schedule must be 'interleaved' or 'epoch', got {self.q_schedule!r}."

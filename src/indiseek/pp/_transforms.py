@@ -34,8 +34,9 @@ TARGET_SUM = 1e4
 CHUNK_CELLS = 50_000
 
 
-def chunks(n: int, size: int = CHUNK_CELLS):
-    """Slices of ``range(n)`` of at most ``size`` rows."""
+def chunks(n: int, size: int | None = None):
+    """Slices of ``range(n)`` of at most ``size`` rows (default :data:`CHUNK_CELLS`)."""
+    size = size or CHUNK_CELLS
     return [slice(i, min(i + size, n)) for i in range(0, n, size)] or [slice(0, 0)]
 
 
@@ -95,11 +96,11 @@ def fit_rna(
 
     counts_tr = counts[np.flatnonzero(train)]
     n_train = counts_tr.shape[0]
-    fit_rows = np.arange(n_train)
+    fit_counts = counts_tr
     if n_train > FIT_MAX_CELLS:  # atlas: variable genes and PCA from a seeded subset
         rng = np.random.default_rng(seed)
-        fit_rows = np.sort(rng.choice(n_train, FIT_MAX_CELLS, replace=False))
-    tr = ad.AnnData(lognormalise(counts_tr[fit_rows]), var=pd.DataFrame(index=genes))
+        fit_counts = counts_tr[np.sort(rng.choice(n_train, FIT_MAX_CELLS, replace=False))]
+    tr = ad.AnnData(lognormalise(fit_counts), var=pd.DataFrame(index=genes))
     if n_top_genes >= len(genes):
         hvg = np.ones(len(genes), dtype=bool)
     else:
