@@ -5,7 +5,7 @@ default pipeline, each stage timed:
 
 ``simulate`` → ``prepare`` (50/50 split) → ``train`` (defaults: 3 members) → ``write_obsm`` →
 ``theta`` (``tl.theta_score`` on the test cells; approximate neighbours above 50,000 cells) →
-``umap`` (scanpy's neighbours and UMAP of ``X_indiseek`` on the test cells).
+``umap`` (umap-learn's UMAP of ``X_indiseek`` on the test cells, as ``isk.pl.embeddings``).
 
 Peak resident memory is read after each stage (this process, and the largest live worker
 process: training's loky workers stay alive after it, Linux ``/proc``). With ``--totalvi`` and scvi-tools importable, TOTALVI's default training on the
@@ -51,13 +51,12 @@ def _peak_gb() -> dict[str, float]:
 
 
 def _umap_test_cells(mdata) -> None:
-    import anndata as ad
-    import scanpy as sc
+    # umap-learn directly, as isk.pl.embeddings does: scanpy 1.11.5's neighbours fail here on
+    # scipy >= 1.14's csr_array above 4,096 cells (AttributeError: getnnz)
+    import umap
 
     test = (mdata.obs["indiseek_split"] == "test").to_numpy()
-    a = ad.AnnData(obsm={"X_indiseek": mdata.obsm["X_indiseek"][test]}, obs=mdata.obs[test][[]])
-    sc.pp.neighbors(a, use_rep="X_indiseek", random_state=0)
-    sc.tl.umap(a, random_state=0)
+    umap.UMAP(n_neighbors=15, random_state=0).fit_transform(mdata.obsm["X_indiseek"][test])
 
 
 def _totalvi_s(mdata) -> float | None:
@@ -84,6 +83,7 @@ def run(n_cells: int, totalvi_max: int | None) -> dict:
         out = fn()
         row["stages_s"][name] = round(time.perf_counter() - t, 1)
         row[f"after_{name}"] = _peak_gb()
+        print(f"# {n_cells} {name}: {row['stages_s'][name]} s, {row[f'after_{name}']}", flush=True)
         return out
 
     mdata = stage(

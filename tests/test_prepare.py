@@ -251,3 +251,58 @@ def test_atlas_path_chunks_and_subsamples(monkeypatch):
     a, b = state["loadings"][idx[common], :3], s2["loadings"][common, :3]
     overlap = np.linalg.svd(np.linalg.qr(a)[0].T @ np.linalg.qr(b)[0])[1]
     assert overlap.min() > 0.9, overlap
+
+
+def _with_isotypes(seed=4):
+    mdata = isk.datasets.synthetic_citeseq(n_cells=400, n_genes=200, n_proteins=12, seed=seed)
+    adt = mdata.mod["adt"]
+    rng = np.random.default_rng(0)
+    iso = ad.AnnData(
+        sparse.csr_matrix(rng.poisson(3.0, size=(adt.n_obs, 2)).astype(np.float32)),
+        obs=adt.obs[[]],
+        var=pd.DataFrame(index=["Mouse-IgG1-isotype-Ctrl", "rat_IgG2b"]),
+    )
+    with_iso = ad.concat([adt, iso], axis=1)
+    with_iso.obs = adt.obs
+    return md.MuData({"rna": mdata.mod["rna"], "adt": with_iso}), mdata
+
+
+def test_isotype_controls_are_kept_out_of_the_model():
+    from indiseek.pp._isotypes import isotype_mask
+    from indiseek.pp._prepare import prepared_inputs
+
+    names = pd.Index(["CD3", "Mouse-IgG1κ-isotype-Ctrl", "rat_IgG2b", "IgD", "IgM", "HamsterIgG"])
+    np.testing.assert_array_equal(
+        isotype_mask(names, "auto", "adt"), [False, True, True, False, False, True]
+    )
+    with_iso, plain = _with_isotypes()
+    isk.pp.prepare(with_iso, train_size=0.5, seed=0, n_pcs=10)
+    isk.pp.prepare(plain, train_size=0.5, seed=0, n_pcs=10)
+    adt = with_iso.mod["adt"]
+    np.testing.assert_array_equal(adt.var["indiseek_isotype"], [False] * 12 + [True] * 2)
+    assert adt.obsm["X_indiseek_adt"].shape == (400, 12)
+    assert adt.layers["indiseek_clr"].shape == (400, 14)  # kept in the object
+    # the isotypes do not enter the CLR denominators either: same inputs as without them
+    np.testing.assert_allclose(
+        adt.obsm["X_indiseek_adt"], plain.mod["adt"].obsm["X_indiseek_adt"], atol=1e-5
+    )
+    # new cells through the reference leave out the same proteins
+    new = prepared_inputs(with_iso[:20].copy(), with_iso.uns["indiseek"]["prepare"])
+    np.testing.assert_allclose(new["adt"], adt.obsm["X_indiseek_adt"][:20], atol=1e-6)
+    kept = with_iso.copy()
+    isk.pp.prepare(kept, train_size=0.5, seed=0, n_pcs=10, isotype_controls=None)
+    assert kept.mod["adt"].obsm["X_indiseek_adt"].shape == (400, 14)
+    named = with_iso.copy()
+    isk.pp.prepare(named, train_size=0.5, seed=0, n_pcs=10, isotype_controls=["rat_IgG2b"])
+    assert named.mod["adt"].var["indiseek_isotype"].sum() == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [(["CD999"], "CD999"), ("isotype", "isotype_controls must be"), ("x", "'auto'")],
+)
+def test_isotype_controls_bad_values(value, match):
+    with_iso, _ = _with_isotypes()
+    with pytest.raises(ValueError, match=match):
+        isk.pp.prepare(with_iso, isotype_controls=value)
+    assert "indiseek" not in with_iso.uns

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -17,6 +18,7 @@ from .._validate import (
     get_modality,
     resolve_counts,
 )
+from ._isotypes import isotype_mask
 from ._split import split_cells
 from ._transforms import (
     apply_adt,
@@ -47,6 +49,7 @@ def prepare(
     scale_max: float = 10.0,
     adt_clr_axis: Literal[0, 1] = 1,
     adt_n_pcs: int | Literal["auto"] | None = None,
+    isotype_controls: Literal["auto"] | Sequence[str] | None = "auto",
     reference: MuData | dict | None = None,
 ) -> None:
     """Prepare RNA and ADT inputs for IndiSeek, fitting only on training cells.
@@ -94,6 +97,14 @@ def prepare(
     adt_n_pcs
         ``None`` (default): the centred CLR values are the ADT input. An integer or ``"auto"``
         (number of proteins − 1, which removes the direction CLR makes constant).
+    isotype_controls
+        ADT features that are isotype controls (antibodies against no target: they measure
+        background), left out of the CLR denominators and the model inputs but kept in the
+        object. ``"auto"`` (default): names containing "isotype" or starting with a host
+        species and an immunoglobulin class (``Mouse-IgG1``, ``rat_IgG2b``, …; see
+        ``indiseek.pp._isotypes.ISOTYPE_PATTERN``; markers such as ``IgD`` or ``IgM`` do not
+        match); a list of protein names; ``None``: keep every protein. With a ``reference``,
+        the reference's choice is used.
     reference
         A prepared MuData, or its ``mdata.uns["indiseek"]["prepare"]`` dict: apply that fitted
         preprocessing to new cells instead of fitting (e.g. to embed new cells with a trained
@@ -109,7 +120,9 @@ def prepare(
 
     - ``mdata[rna].obsm["X_indiseek_pca"]``: RNA input (cells × n_pcs),
     - ``mdata[rna].var["indiseek_hvg"]``: variable genes used,
-    - ``mdata[adt].layers["indiseek_clr"]``: CLR values,
+    - ``mdata[adt].layers["indiseek_clr"]``: CLR values (isotype controls relative to the same
+      denominators as the other proteins),
+    - ``mdata[adt].var["indiseek_isotype"]``: which proteins were left out as isotype controls,
     - ``mdata[adt].obsm["X_indiseek_adt"]``: ADT input (centred CLR, or its PCs),
     - ``mdata.obs["indiseek_split"]`` when ``train_size`` is given,
     - ``mdata.uns["indiseek"]["prepare"]``: parameters and fitted state.
@@ -127,6 +140,7 @@ def prepare(
     rna_ad.obsm[K.RNA_INPUT] = out["rna"]
     rna_ad.var[K.HVG] = rna_ad.var_names.isin(out["state"]["rna"]["genes"])
     adt_ad.layers[K.ADT_CLR_LAYER] = out["clr"]
+    adt_ad.var[K.ISOTYPE] = out["isotype"]
     adt_ad.obsm[K.ADT_INPUT] = out["adt"]
     if not out["state"]["params"]["from_reference"]:
         if train_size is not None:
@@ -174,6 +188,7 @@ def _compute(
     scale_max=10.0,
     adt_clr_axis=1,
     adt_n_pcs=None,
+    isotype_controls="auto",
     reference=None,
 ) -> dict[str, Any]:
     """Everything :func:`prepare` writes, computed without touching ``mdata`` (same arguments;
@@ -207,10 +222,10 @@ def _compute(
     else:
         rna_state = ref_state["rna"]
     rna_x = apply_rna(rna_counts, rna_ad.var_names, rna_state, rna)
-    clr, adt_state = _adt_clr(
-        adt_ad, adt_counts, train, ref_state, adt_clr_axis, adt_n_pcs, seed, adt
+    clr, adt_state, isotype = _adt_clr(
+        adt_ad, adt_counts, train, ref_state, adt_clr_axis, adt_n_pcs, seed, adt, isotype_controls
     )
-    adt_x = apply_adt(clr, adt_state)
+    adt_x = apply_adt(clr[:, ~isotype], adt_state)
     params = dict(rna=rna, adt=adt, rna_layer=rna_layer or "", adt_layer=adt_layer or "")
     params.update(
         n_pcs=int(rna_state["n_pcs"]),
@@ -229,6 +244,7 @@ def _compute(
         "rna": rna_x,
         "adt": adt_x,
         "clr": clr,
+        "isotype": isotype,
         "train": train,
         "state": {"rna": rna_state, "adt": adt_state, "params": params},
     }
@@ -258,20 +274,26 @@ def _reference_state(reference) -> dict[str, Any]:
     return reference
 
 
-def _adt_clr(adt_ad, counts, train, ref_state, clr_axis, n_pcs, seed, adt: str):
-    """CLR of the ADT counts and the ADT fit: learned on training cells, or the reference's."""
+def _adt_clr(adt_ad, counts, train, ref_state, clr_axis, n_pcs, seed, adt: str, isotypes="auto"):
+    """CLR of the ADT counts (every protein) and the ADT fit on the proteins the model uses
+    (isotype controls left out): learned on training cells, or the reference's."""
     if ref_state is not None:
         check_proteins(adt_ad, ref_state["adt"], adt)
-        axis = int(ref_state["adt"]["clr_axis"])
-        clr, _ = clr_transform(counts, axis, train, ref_state["adt"])
-        return clr, ref_state["adt"]
-    clr, logmean = clr_transform(counts, clr_axis, train, None)
-    state = fit_adt(clr, train, n_pcs, seed, adt)
+        state = ref_state["adt"]
+        mask = np.asarray(state.get("isotype", np.zeros(adt_ad.n_vars, bool)), dtype=bool)
+        clr, _ = clr_transform(counts, int(state["clr_axis"]), train, state, ~mask)
+        return clr, state, mask
+    mask = isotype_mask(adt_ad.var_names, isotypes, adt)
+    if mask.any():
+        logger.info("left out of the model: isotype controls %s", list(adt_ad.var_names[mask]))
+    clr, logmean = clr_transform(counts, clr_axis, train, None, ~mask)
+    state = fit_adt(clr[:, ~mask], train, n_pcs, seed, adt)
     state["clr_axis"] = int(clr_axis)
     if logmean is not None:
         state["clr_logmean"] = logmean
     state["proteins"] = np.asarray(adt_ad.var_names, dtype=str)
-    return clr, state
+    state["isotype"] = mask
+    return clr, state, mask
 
 
 def _checked_counts(

@@ -163,15 +163,21 @@ def _scaled(x, state: dict[str, Any]) -> np.ndarray:
 
 
 def clr_transform(
-    counts, axis: int, train: np.ndarray | None, state: dict | None
+    counts, axis: int, train: np.ndarray | None, state: dict | None, model: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Seurat-flavour CLR: log1p(x / exp(mean log1p x)).
 
     ``axis=1`` (per cell across proteins, Seurat's WNN workflow) uses each cell alone, so muon
     does it. ``axis=0`` (per protein across cells) needs a per-protein denominator, which must
     come from training cells; muon would take it from all cells, so it is fitted here.
+    ``model`` (boolean, per protein): the proteins whose geometric mean is a cell's denominator
+    with ``axis=1`` (isotype controls left out); every protein is transformed.
     """
     if axis == 1:
+        if model is not None and not model.all():
+            x = dense(counts).astype(np.float64)
+            denom = np.exp(np.log1p(x[:, model]).mean(axis=1, keepdims=True))
+            return np.log1p(x / denom).astype(np.float32), None
         import anndata as ad
         import muon as mu
 
