@@ -63,13 +63,14 @@ def lognormalise(counts) -> Any:
 FIT_MAX_CELLS = 200_000
 
 
-def _chunked_moments(counts, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and sample standard deviation of the log-normalised genes ``cols``, chunk by chunk."""
-    n = counts.shape[0]
+def _chunked_moments(counts, cells: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sample standard deviation of the log-normalised genes ``cols`` over the rows
+    ``cells``, chunk by chunk (the training cells are never copied out at once)."""
+    n = len(cells)
     total = np.zeros(len(cols))
     sq = np.zeros(len(cols))
     for rows in chunks(n):
-        block = dense(lognormalise(counts[rows])[:, cols]).astype(np.float64)
+        block = dense(lognormalise(counts[cells[rows]])[:, cols]).astype(np.float64)
         total += block.sum(axis=0)
         sq += (block**2).sum(axis=0)
     mean = total / n
@@ -94,13 +95,13 @@ def fit_rna(
     import anndata as ad
     import scanpy as sc
 
-    counts_tr = counts[np.flatnonzero(train)]
-    n_train = counts_tr.shape[0]
-    fit_counts = counts_tr
+    train_idx = np.flatnonzero(train)
+    n_train = len(train_idx)
+    fit_idx = train_idx
     if n_train > FIT_MAX_CELLS:  # atlas: variable genes and PCA from a seeded subset
         rng = np.random.default_rng(seed)
-        fit_counts = counts_tr[np.sort(rng.choice(n_train, FIT_MAX_CELLS, replace=False))]
-    tr = ad.AnnData(lognormalise(fit_counts), var=pd.DataFrame(index=genes))
+        fit_idx = train_idx[np.sort(rng.choice(n_train, FIT_MAX_CELLS, replace=False))]
+    tr = ad.AnnData(lognormalise(counts[fit_idx]), var=pd.DataFrame(index=genes))
     if n_top_genes >= len(genes):
         hvg = np.ones(len(genes), dtype=bool)
     else:
@@ -112,7 +113,7 @@ def fit_rna(
         mean = xs.mean(axis=0)
         std = xs.std(axis=0, ddof=1)
     else:  # the genes' means and scales still come from every training cell
-        mean, std = _chunked_moments(counts_tr, cols)
+        mean, std = _chunked_moments(counts, train_idx, cols)
     std[std == 0] = 1.0
     xs = np.clip((xs - mean) / std, -scale_max, scale_max)
     allowed = max_pcs(n_train, int(hvg.sum()))
