@@ -158,3 +158,34 @@ def test_bonemarrow_family():
     assert a.obsm["latent_rna_specific"].shape == (800, 6)
     with pytest.raises(ValueError, match="n_cells"):
         isk.datasets.synthetic_bonemarrow(n_cells=5)
+
+
+def test_bonemarrow_donors():
+    """Donor effects come from their own stream: with zero sizes the data are unchanged."""
+    plain = isk.datasets.synthetic_bonemarrow(n_cells=600, seed=2)
+    zero = isk.datasets.synthetic_bonemarrow(n_cells=600, seed=2, n_donors=3)
+    assert (plain.mod["rna"].X != zero.mod["rna"].X).nnz == 0
+    assert (plain.mod["adt"].X != zero.mod["adt"].X).nnz == 0
+    assert "donor" not in plain.obs and list(zero.obs["donor"].cat.categories) == [
+        "donor0",
+        "donor1",
+        "donor2",
+    ]
+    kw = dict(n_cells=600, seed=2, n_donors=3)
+    only_rna = isk.datasets.synthetic_bonemarrow(**kw, donor_rna=1.5)
+    assert (only_rna.mod["rna"].X != plain.mod["rna"].X).nnz > 0
+    shifted = isk.datasets.synthetic_bonemarrow(**kw, donor_shared=1.0, donor_adt=1.0)
+    d = shifted.obs["donor"].to_numpy()
+    latent = shifted.obsm["latent_shared"] - plain.obsm["latent_shared"]
+    means = np.array([latent[d == k].mean(0) for k in ("donor0", "donor1", "donor2")])
+    assert np.abs(means[0] - means[1]).max() > 0.1  # donors move the shared factor
+    np.testing.assert_allclose(
+        latent[d == "donor0"], means[[0]].repeat((d == "donor0").sum(), 0), atol=1e-5
+    )
+    assert shifted.uns["synthetic_params"]["donor_adt"] == 1.0
+    assert (
+        shifted.uns["synthetic_truth"]["rna_importance"]
+        == plain.uns["synthetic_truth"]["rna_importance"]
+    ).all()
+    with pytest.raises(ValueError, match="donor_rna"):
+        isk.datasets.synthetic_bonemarrow(n_cells=100, donor_rna=-1.0)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ._donors import DonorEffects
 from ._synthetic import LATENT_KEYS, TRUTH_KEY, _nb, _to_mudata, softmax_rows
 
 if TYPE_CHECKING:
@@ -48,7 +49,15 @@ def _unit_rows(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def synthetic_bonemarrow(n_cells: int = 10_000, seed: int = 0) -> MuData:
+def synthetic_bonemarrow(
+    n_cells: int = 10_000,
+    seed: int = 0,
+    *,
+    n_donors: int = 1,
+    donor_shared: float = 0.0,
+    donor_rna: float = 0.0,
+    donor_adt: float = 0.0,
+) -> MuData:
     """Simulate bone-marrow-like CITE-seq: 27 types in 5 lineages, per-type specific programmes.
 
     A second simulator family, built differently from :func:`synthetic_citeseq` so that
@@ -65,6 +74,12 @@ def synthetic_bonemarrow(n_cells: int = 10_000, seed: int = 0) -> MuData:
       and a fifth to the RNA-specific one. ADT: 25 proteins, all respond to the shared factor,
       half to the ADT-specific one, plus ambient background.
     - Type sizes from a Dirichlet(3).
+    - Donors (``n_donors > 1``; cells assigned uniformly, ``obs["donor"]``): each donor shifts
+      the shared factor by a random vector (sd ``donor_shared`` per dimension, seen by both
+      modalities), the log-expression of 5 % of genes (sd ``donor_rna``, RNA only) and the
+      log-abundance of 20 % of proteins (sd ``donor_adt``, ADT only). Donor effects are drawn
+      from their own random stream: with the sizes at 0 the counts equal those without donors.
+      The truth is unchanged (donors shift cells, not types).
 
     Ground truth ``mdata.uns["synthetic_truth"]["rna_importance"]`` is
     ``log(|RNA offset| / |ADT offset|)`` per level-2 type.
@@ -75,6 +90,8 @@ def synthetic_bonemarrow(n_cells: int = 10_000, seed: int = 0) -> MuData:
         Number of cells.
     seed
         Random seed; the same seed gives the same data.
+    n_donors, donor_shared, donor_rna, donor_adt
+        Number of donors and the sizes of their shared, RNA-only and ADT-only shifts.
 
     Returns
     -------
@@ -104,6 +121,8 @@ def synthetic_bonemarrow(n_cells: int = 10_000, seed: int = 0) -> MuData:
         0, 0.9, size=(n_types, 8)
     )
     shared = centres[cell_type] + rng.normal(0, 0.35, size=(n_cells, 8))
+    donors = DonorEffects.draw(seed, n_cells, n_donors, donor_shared, donor_rna, donor_adt)
+    shared = shared + donors.shared(8)
     spec = {}
     for key, dim, col in (("rna", 6, "len_rna"), ("adt", 4, "len_adt")):
         offsets = design[col].to_numpy()[:, None] * _unit_rows(rng, n_types, dim)
@@ -113,14 +132,22 @@ def synthetic_bonemarrow(n_cells: int = 10_000, seed: int = 0) -> MuData:
     load_s = rng.normal(0, 0.3, size=(8, n_genes)) * (rng.random(n_genes) < 1 / 3)
     load_r = rng.normal(0, 0.6, size=(6, n_genes)) * (rng.random(n_genes) < 1 / 5)
     frac = softmax_rows(
-        rng.normal(-1.0, 1.5, size=n_genes) + shared @ load_s + spec["rna"] @ load_r
+        rng.normal(-1.0, 1.5, size=n_genes)
+        + shared @ load_s
+        + spec["rna"] @ load_r
+        + donors.features("rna", n_genes, 0.05)
     )
     lib = rng.lognormal(np.log(2500), 0.4, size=(n_cells, 1))
     rna = _nb(rng, lib * frac + 1e-8, rng.lognormal(np.log(3.0), 0.5, size=n_genes))
 
     b_s = rng.normal(0, 0.35, size=(8, n_prot))
     b_a = rng.normal(0, 0.7, size=(4, n_prot)) * (rng.random(n_prot) < 0.5)
-    frac_p = softmax_rows(rng.normal(0, 0.8, size=n_prot) + shared @ b_s + spec["adt"] @ b_a)
+    frac_p = softmax_rows(
+        rng.normal(0, 0.8, size=n_prot)
+        + shared @ b_s
+        + spec["adt"] @ b_a
+        + donors.features("adt", n_prot, 0.2)
+    )
     ambient = rng.dirichlet(np.full(n_prot, 2.0))
     lib_p = rng.lognormal(np.log(2000), 0.5, size=(n_cells, 1))
     adt = _nb(rng, lib_p * (0.8 * frac_p + 0.2 * ambient) + 1e-8, 8.0)
@@ -139,5 +166,12 @@ def synthetic_bonemarrow(n_cells: int = 10_000, seed: int = 0) -> MuData:
     for key, name in LATENT_KEYS.items():
         mdata.obsm[name] = latent[key].astype(np.float32)
     mdata.uns[TRUTH_KEY] = truth
-    mdata.uns["synthetic_params"] = {"family": "bonemarrow", "n_cells": n_cells, "seed": seed}
+    mdata.uns["synthetic_params"] = {
+        "family": "bonemarrow",
+        "n_cells": n_cells,
+        "seed": seed,
+        **donors.params(),
+    }
+    if n_donors > 1:
+        mdata.obs["donor"] = donors.labels()
     return mdata
