@@ -200,6 +200,8 @@ def _compute(
         mdata, rna, adt, rna_layer, adt_layer, n_top_genes, adt_clr_axis, seed, n_pcs
     )
     n = rna_ad.n_obs
+    # checked before any fitting, so a wrong name fails fast
+    isotypes = isotype_mask(adt_ad.var_names, isotype_controls, adt) if reference is None else None
     ref_state = None
     if reference is not None:
         ref_state = _reference_state(reference)
@@ -223,7 +225,7 @@ def _compute(
         rna_state = ref_state["rna"]
     rna_x = apply_rna(rna_counts, rna_ad.var_names, rna_state, rna)
     clr, adt_state, isotype = _adt_clr(
-        adt_ad, adt_counts, train, ref_state, adt_clr_axis, adt_n_pcs, seed, adt, isotype_controls
+        adt_ad, adt_counts, train, ref_state, adt_clr_axis, adt_n_pcs, seed, adt, isotypes
     )
     adt_x = apply_adt(clr[:, ~isotype], adt_state)
     params = dict(rna=rna, adt=adt, rna_layer=rna_layer or "", adt_layer=adt_layer or "")
@@ -274,7 +276,7 @@ def _reference_state(reference) -> dict[str, Any]:
     return reference
 
 
-def _adt_clr(adt_ad, counts, train, ref_state, clr_axis, n_pcs, seed, adt: str, isotypes="auto"):
+def _adt_clr(adt_ad, counts, train, ref_state, clr_axis, n_pcs, seed, adt: str, isotypes=None):
     """CLR of the ADT counts (every protein) and the ADT fit on the proteins the model uses
     (isotype controls left out): learned on training cells, or the reference's."""
     if ref_state is not None:
@@ -283,7 +285,7 @@ def _adt_clr(adt_ad, counts, train, ref_state, clr_axis, n_pcs, seed, adt: str, 
         mask = np.asarray(state.get("isotype", np.zeros(adt_ad.n_vars, bool)), dtype=bool)
         clr, _ = clr_transform(counts, int(state["clr_axis"]), train, state, ~mask)
         return clr, state, mask
-    mask = isotype_mask(adt_ad.var_names, isotypes, adt)
+    mask = isotypes
     if mask.any():
         logger.info("left out of the model: isotype controls %s", list(adt_ad.var_names[mask]))
     clr, logmean = clr_transform(counts, clr_axis, train, None, ~mask)
