@@ -212,3 +212,33 @@ def test_theta_combine_mean_averages_members(trained):
     assert mdata.uns["indiseek"]["theta"]["combine"] == "mean"
     with pytest.raises(ValueError, match="combine"):
         isk.tl.theta_score(mdata, "celltype.l2", combine="median")
+
+
+def test_theta_by_group_and_label_predictability():
+    import anndata as ad
+
+    rng = np.random.default_rng(0)
+    n = 600
+    types = np.repeat(list("abcdef"), n // 6)
+    donor = np.tile(["d0", "d1", "d2"], n // 3)
+    theta = pd.Series(types).map(dict(zip("abcdef", range(6), strict=True))).to_numpy() * 0.5
+    theta = theta + rng.normal(0, 0.1, n)
+    theta[(donor == "d2") & (types == "a")] = np.nan  # unscored cells are left out
+    z = rng.normal(size=(n, 4))
+    c = np.c_[z[:, :2], (donor == "d1") * 5.0]  # C knows the donor, Z does not
+    mdata = md.MuData({"rna": ad.AnnData(np.zeros((n, 3))), "adt": ad.AnnData(np.zeros((n, 3)))})
+    mdata.obs["celltype"] = types
+    mdata.obs["donor"] = donor
+    mdata.obs["indiseek_theta"] = theta
+    mdata.obsm["X_z"] = z
+    mdata.obsm["X_c"] = c
+    table = isk.tl.theta_by_group(mdata, "celltype", by="donor")
+    assert list(table.columns) == ["d0", "d1", "d2"] and np.isnan(table.loc["a", "d2"])
+    assert table.attrs["min_agreement"] > 0.99
+    shuffled = mdata.copy()
+    shuffled.obs["indiseek_theta"] = rng.permutation(theta)
+    assert isk.tl.theta_by_group(shuffled, "celltype", by="donor").attrs["min_agreement"] < 0.9
+    acc = isk.tl.label_predictability(mdata, "donor", ["X_z", "X_c"])
+    assert acc.loc["X_z", "above_chance"] < 0.1 and acc.loc["X_c", "above_chance"] > 0.2
+    with pytest.raises(ValueError, match="theta_score"):
+        isk.tl.theta_by_group(mdata, "celltype", by="donor", theta_key="nope")
