@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +26,8 @@ class DonorEffects:
             raise ValueError(f"n_donors must be an integer >= 1, got {n_donors!r}.")
         sizes = {"shared": shared, "rna": rna, "adt": adt}
         for name, value in sizes.items():
-            if isinstance(value, bool) or not np.isfinite(value) or value < 0:
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+            if not ok or not np.isfinite(value) or value < 0:
                 raise ValueError(f"donor_{name} must be a number >= 0, got {value!r}.")
         # a stream of its own: the rest of the simulation is the same with or without donors
         rng = np.random.default_rng([int(seed), 7919])
