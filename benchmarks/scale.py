@@ -51,8 +51,8 @@ def _peak_gb() -> dict[str, float]:
 
 
 def _umap_test_cells(mdata) -> None:
-    # umap-learn directly, as isk.pl.embeddings does: scanpy 1.11.5's neighbours fail here on
-    # scipy >= 1.14's csr_array above 4,096 cells (AttributeError: getnnz)
+    # umap-learn directly, as isk.pl.embeddings does: scanpy 1.11.5's neighbours failed here on
+    # 50,000 cells with scipy 1.17 ('csr_array' object has no attribute 'getnnz')
     import umap
 
     test = (mdata.obs["indiseek_split"] == "test").to_numpy()

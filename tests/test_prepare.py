@@ -241,8 +241,9 @@ def test_atlas_path_chunks_and_subsamples(monkeypatch):
     # variable genes from the 500-cell subset: mostly those of all 720 training cells
     assert len(np.intersect1d(s2["genes"], state["genes"])) >= 0.8 * len(s2["genes"])
     # means and scales over every training cell, chunk by chunk: as the one-block fit
-    moments = T._chunked_moments(mdata.mod["rna"].X, np.arange(720), np.arange(300))
-    ref = T.lognormalise(mdata.mod["rna"].X[:720]).toarray()
+    cells = np.flatnonzero(np.arange(900) % 5 != 2)  # not contiguous
+    moments = T._chunked_moments(mdata.mod["rna"].X, cells, np.arange(300))
+    ref = T.lognormalise(mdata.mod["rna"].X[cells]).toarray()
     np.testing.assert_allclose(moments[0], ref.mean(0), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(moments[1], ref.std(0, ddof=1), rtol=1e-4, atol=1e-5)
     # the leading components span nearly the same space
@@ -271,12 +272,21 @@ def test_isotype_controls_are_kept_out_of_the_model():
     from indiseek.pp._isotypes import isotype_mask
     from indiseek.pp._prepare import prepared_inputs
 
-    names = pd.Index(["CD3", "Mouse-IgG1κ-isotype-Ctrl", "rat_IgG2b", "IgD", "IgM", "HamsterIgG"])
-    np.testing.assert_array_equal(
-        isotype_mask(names, "auto", "adt"), [False, True, True, False, False, True]
-    )
+    controls = [
+        "Mouse-IgG1κ-isotype-Ctrl",
+        "rat_IgG2b",
+        "HamsterIgG",
+        "Mouse_IgG1_kappa_isotype_Ctrl",
+        "IgG1_control_TotalSeqB",
+        "ADT_Mouse-IgG1",
+        "Armenian-Hamster-IgG",
+    ]
+    markers = ["CD3", "IgD", "IgM", "IgG Fc", "Mouse-IgD", "anti-mouse IgM", "HTO_1"]
+    mask = isotype_mask(pd.Index(controls + markers), "auto", "adt")
+    np.testing.assert_array_equal(mask, [True] * len(controls) + [False] * len(markers))
     with_iso, plain = _with_isotypes()
-    isk.pp.prepare(with_iso, train_size=0.5, seed=0, n_pcs=10)
+    with pytest.warns(UserWarning, match="rat_IgG2b"):
+        isk.pp.prepare(with_iso, train_size=0.5, seed=0, n_pcs=10)
     isk.pp.prepare(plain, train_size=0.5, seed=0, n_pcs=10)
     adt = with_iso.mod["adt"]
     np.testing.assert_array_equal(adt.var["indiseek_isotype"], [False] * 12 + [True] * 2)
@@ -295,6 +305,8 @@ def test_isotype_controls_are_kept_out_of_the_model():
     named = with_iso.copy()
     isk.pp.prepare(named, train_size=0.5, seed=0, n_pcs=10, isotype_controls=["rat_IgG2b"])
     assert named.mod["adt"].var["indiseek_isotype"].sum() == 1
+    with pytest.raises(ValueError, match="reference"):
+        isk.pp.prepare(named.copy(), reference=with_iso, isotype_controls=None)
 
 
 @pytest.mark.parametrize(

@@ -183,6 +183,12 @@ def test_bonemarrow_donors():
         latent[d == "donor0"], means[[0]].repeat((d == "donor0").sum(), 0), atol=1e-5
     )
     assert shifted.uns["synthetic_params"]["donor_adt"] == 1.0
+    truth = shifted.uns["synthetic_donors"]
+    np.testing.assert_allclose(means, truth["shared_shift"], atol=1e-5)
+    assert truth["adt_shift"].shape == (3, 25) and "rna_shift" not in truth
+    assert 0 < (truth["adt_shift"] != 0).any(axis=0).sum() < 25  # about a fifth of proteins
+    with pytest.raises(ValueError, match="n_donors >= 2"):
+        isk.datasets.synthetic_bonemarrow(n_cells=100, donor_rna=1.0)
     assert (
         shifted.uns["synthetic_truth"]["rna_importance"]
         == plain.uns["synthetic_truth"]["rna_importance"]

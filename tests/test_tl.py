@@ -232,13 +232,17 @@ def test_theta_by_group_and_label_predictability():
     mdata.obs["indiseek_theta"] = theta
     mdata.obsm["X_z"] = z
     mdata.obsm["X_c"] = c
-    table = isk.tl.theta_by_group(mdata, "celltype", by="donor")
+    table = isk.tl.theta_by_group(mdata, "celltype", "donor")
     assert list(table.columns) == ["d0", "d1", "d2"] and np.isnan(table.loc["a", "d2"])
     assert table.attrs["min_agreement"] > 0.99
     shuffled = mdata.copy()
     shuffled.obs["indiseek_theta"] = rng.permutation(theta)
-    assert isk.tl.theta_by_group(shuffled, "celltype", by="donor").attrs["min_agreement"] < 0.9
+    assert isk.tl.theta_by_group(shuffled, "celltype", "donor").attrs["min_agreement"] < 0.9
     acc = isk.tl.label_predictability(mdata, "donor", ["X_z", "X_c"])
+    assert acc["balanced_chance"].iloc[0] == pytest.approx(1 / 3)
     assert acc.loc["X_z", "above_chance"] < 0.1 and acc.loc["X_c", "above_chance"] > 0.2
     with pytest.raises(ValueError, match="theta_score"):
-        isk.tl.theta_by_group(mdata, "celltype", by="donor", theta_key="nope")
+        isk.tl.theta_by_group(mdata, "celltype", "donor", theta_key="nope")
+    mdata.obs["tiny"] = ["x"] * (n - 2) + ["y"] * 2
+    with pytest.raises(ValueError, match="n_splits"):
+        isk.tl.label_predictability(mdata, "tiny", "X_z")

@@ -77,9 +77,12 @@ def synthetic_bonemarrow(
     - Donors (``n_donors > 1``; cells assigned uniformly, ``obs["donor"]``): each donor shifts
       the shared factor by a random vector (sd ``donor_shared`` per dimension, seen by both
       modalities), the log-expression of 5 % of genes (sd ``donor_rna``, RNA only) and the
-      log-abundance of 20 % of proteins (sd ``donor_adt``, ADT only). Donor effects are drawn
-      from their own random stream: with the sizes at 0 the counts equal those without donors.
-      The truth is unchanged (donors shift cells, not types).
+      log-abundance of 20 % of proteins (sd ``donor_adt``, ADT only). The drawn shifts are in
+      ``uns["synthetic_donors"]`` (``shared_shift``: donors × 8, ``rna_shift``: donors × genes,
+      ``adt_shift``: donors × proteins; zero for features not hit), and
+      ``obsm["latent_shared"]`` includes the shared shift. Donor effects are drawn from random
+      streams of their own: with the sizes at 0 the counts equal those without donors. The
+      truth is unchanged (donors shift cells, not types).
 
     Ground truth ``mdata.uns["synthetic_truth"]["rna_importance"]`` is
     ``log(|RNA offset| / |ADT offset|)`` per level-2 type.
@@ -172,6 +175,5 @@ def synthetic_bonemarrow(
         "seed": seed,
         **donors.params(),
     }
-    if n_donors > 1:
-        mdata.obs["donor"] = donors.labels()
+    donors.record(mdata)
     return mdata

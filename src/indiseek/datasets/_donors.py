@@ -16,7 +16,8 @@ class DonorEffects:
     donor: np.ndarray
     n_donors: int
     sizes: dict[str, float]
-    rng: np.random.Generator
+    rngs: dict[str, np.random.Generator]
+    truth: dict[str, np.ndarray]
 
     @classmethod
     def draw(
@@ -29,29 +30,49 @@ class DonorEffects:
             ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
             if not ok or not np.isfinite(value) or value < 0:
                 raise ValueError(f"donor_{name} must be a number >= 0, got {value!r}.")
-        # a stream of its own: the rest of the simulation is the same with or without donors
-        rng = np.random.default_rng([int(seed), 7919])
-        donor = rng.integers(0, n_donors, size=n_cells) if n_donors > 1 else np.zeros(n_cells, int)
-        return cls(donor, int(n_donors), {k: float(v) for k, v in sizes.items()}, rng)
+        if n_donors == 1 and any(sizes.values()):
+            raise ValueError(
+                f"Donor effects { ({k: v for k, v in sizes.items() if v}) } need n_donors >= 2."
+            )
+        # streams of their own (assignment and each effect apart): the rest of the simulation
+        # is the same with or without donors, and one effect does not move another's draws
+        streams = np.random.SeedSequence([int(seed), 7919]).spawn(4)
+        rngs = dict(
+            zip(("donor", "shared", "rna", "adt"), map(np.random.default_rng, streams), strict=True)
+        )
+        donor = rngs["donor"].integers(0, n_donors, size=n_cells)
+        sizes = {k: float(v) for k, v in sizes.items()}
+        return cls(donor if n_donors > 1 else donor * 0, int(n_donors), sizes, rngs, {})
 
     def shared(self, dim: int) -> np.ndarray | float:
         """Each cell's donor shift of the shared factor (cells × dim; 0 without donors)."""
         if self.n_donors == 1 or self.sizes["shared"] == 0:
             return 0.0
-        return self.rng.normal(0, self.sizes["shared"], size=(self.n_donors, dim))[self.donor]
+        shift = self.rngs["shared"].normal(0, self.sizes["shared"], size=(self.n_donors, dim))
+        self.truth["shared_shift"] = shift
+        return shift[self.donor]
 
     def features(self, modality: str, n_features: int, share: float) -> np.ndarray | float:
         """Each cell's donor shift of the log-rates of ``share`` of the features (one modality;
         0 without donors)."""
         if self.n_donors == 1 or self.sizes[modality] == 0:
             return 0.0
-        hit = self.rng.random(n_features) < share
-        shift = self.rng.normal(0, self.sizes[modality], size=(self.n_donors, n_features)) * hit
+        rng = self.rngs[modality]
+        hit = rng.random(n_features) < share
+        shift = rng.normal(0, self.sizes[modality], size=(self.n_donors, n_features)) * hit
+        self.truth[f"{modality}_shift"] = shift
         return shift[self.donor]
 
     def labels(self) -> pd.Categorical:
         names = [f"donor{i}" for i in range(self.n_donors)]
         return pd.Categorical.from_codes(self.donor, categories=names)
+
+    def record(self, mdata) -> None:
+        """Write ``obs["donor"]`` and the drawn shifts (``uns["synthetic_donors"]``)."""
+        if self.n_donors == 1:
+            return
+        mdata.obs["donor"] = self.labels()
+        mdata.uns["synthetic_donors"] = {"sizes": dict(self.sizes), **self.truth}
 
     def params(self) -> dict:
         return {"n_donors": self.n_donors, **{f"donor_{k}": v for k, v in self.sizes.items()}}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -100,11 +101,11 @@ def prepare(
     isotype_controls
         ADT features that are isotype controls (antibodies against no target: they measure
         background), left out of the CLR denominators and the model inputs but kept in the
-        object. ``"auto"`` (default): names containing "isotype" or starting with a host
-        species and an immunoglobulin class (``Mouse-IgG1``, ``rat_IgG2b``, …; see
-        ``indiseek.pp._isotypes.ISOTYPE_PATTERN``; markers such as ``IgD`` or ``IgM`` do not
-        match); a list of protein names; ``None``: keep every protein. With a ``reference``,
-        the reference's choice is used.
+        object (a warning names them). ``"auto"`` (default): the rule of
+        :func:`indiseek.pp.isotype_mask` (``Mouse-IgG1…``, ``rat_IgG2b``, ``…isotype…``,
+        ``IgG1_control_…``; markers such as ``IgD`` or ``IgM`` do not match); a list of
+        protein names; ``None``: keep every protein. With ``reference=`` the reference's
+        choice is applied (passing another value is an error).
     reference
         A prepared MuData, or its ``mdata.uns["indiseek"]["prepare"]`` dict: apply that fitted
         preprocessing to new cells instead of fitting (e.g. to embed new cells with a trained
@@ -120,8 +121,9 @@ def prepare(
 
     - ``mdata[rna].obsm["X_indiseek_pca"]``: RNA input (cells × n_pcs),
     - ``mdata[rna].var["indiseek_hvg"]``: variable genes used,
-    - ``mdata[adt].layers["indiseek_clr"]``: CLR values (isotype controls relative to the same
-      denominators as the other proteins),
+    - ``mdata[adt].layers["indiseek_clr"]``: CLR values of every protein (with
+      ``adt_clr_axis=1`` the isotype controls relative to the same per-cell denominators as
+      the other proteins),
     - ``mdata[adt].var["indiseek_isotype"]``: which proteins were left out as isotype controls,
     - ``mdata[adt].obsm["X_indiseek_adt"]``: ADT input (centred CLR, or its PCs),
     - ``mdata.obs["indiseek_split"]`` when ``train_size`` is given,
@@ -201,6 +203,13 @@ def _compute(
     )
     n = rna_ad.n_obs
     # checked before any fitting, so a wrong name fails fast
+    if reference is not None and not (
+        isinstance(isotype_controls, str) and isotype_controls == "auto"
+    ):
+        raise ValueError(
+            "isotype_controls cannot be combined with reference=: the reference's choice of "
+            "isotype controls is applied to the new cells."
+        )
     isotypes = isotype_mask(adt_ad.var_names, isotype_controls, adt) if reference is None else None
     ref_state = None
     if reference is not None:
@@ -287,7 +296,12 @@ def _adt_clr(adt_ad, counts, train, ref_state, clr_axis, n_pcs, seed, adt: str, 
         return clr, state, mask
     mask = isotypes
     if mask.any():
-        logger.info("left out of the model: isotype controls %s", list(adt_ad.var_names[mask]))
+        warnings.warn(
+            f"pp.prepare: {int(mask.sum())} isotype control(s) of modality {adt!r} left out of "
+            f"the model inputs: {list(adt_ad.var_names[mask])} (isotype_controls=None keeps them).",
+            UserWarning,
+            stacklevel=4,
+        )
     clr, logmean = clr_transform(counts, clr_axis, train, None, ~mask)
     state = fit_adt(clr[:, ~mask], train, n_pcs, seed, adt)
     state["clr_axis"] = int(clr_axis)

@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 
 def theta_by_group(
     mdata: MuData,
-    groupby: str,
-    by: str,
+    label_key: str,
+    batch_key: str,
     *,
     theta_key: str = K.THETA,
     min_cells: int = 10,
@@ -29,10 +29,10 @@ def theta_by_group(
     ----------
     mdata
         MuData scored by :func:`theta_score` (cells without θ are left out).
-    groupby
+    label_key
         Cell-type column of ``mdata.obs``.
-    by
-        Donor or batch column of ``mdata.obs``.
+    batch_key
+        Donor or batch column of ``mdata.obs``. Cells without a type or donor are left out.
     theta_key
         ``mdata.obs`` column holding θ.
     min_cells
@@ -46,7 +46,7 @@ def theta_by_group(
 
     Examples
     --------
-    >>> table = isk.tl.theta_by_group(mdata, "celltype.l2", by="donor")  # doctest: +SKIP
+    >>> table = isk.tl.theta_by_group(mdata, "celltype.l2", "donor")  # doctest: +SKIP
     >>> table.attrs["min_agreement"]  # doctest: +SKIP
     """
     check_mudata(mdata)
@@ -56,10 +56,14 @@ def theta_by_group(
         )
     if isinstance(min_cells, bool) or not isinstance(min_cells, int | np.integer) or min_cells < 1:
         raise ValueError(f"min_cells must be a positive integer, got {min_cells!r}.")
-    labels = find_labels(mdata, groupby).astype(str).to_numpy()
-    groups = find_labels(mdata, by).astype(str).to_numpy()
+    if label_key == batch_key:
+        raise ValueError(f"label_key and batch_key are the same column ({label_key!r}).")
+    labels = find_labels(mdata, label_key)
+    groups = find_labels(mdata, batch_key)
     theta = mdata.obs[theta_key].to_numpy(dtype=float)
-    scored = np.isfinite(theta)
+    scored = np.isfinite(theta) & labels.notna().to_numpy() & groups.notna().to_numpy()
+    labels = labels.astype(str).to_numpy()
+    groups = groups.astype(str).to_numpy()
     frame = pd.DataFrame({"type": labels[scored], "group": groups[scored], "theta": theta[scored]})
     stats = frame.groupby(["type", "group"])["theta"].agg(["mean", "size"])
     means = stats["mean"].where(stats["size"] >= min_cells).unstack("group")
@@ -73,37 +77,72 @@ def theta_by_group(
 def label_predictability(
     mdata: MuData,
     label_key: str,
-    obsm_keys: Sequence[str],
+    obsm_keys: str | Sequence[str],
     *,
     n_neighbors: int = 15,
     n_splits: int = 5,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """How well each embedding predicts a label (e.g. donor): cross-validated kNN accuracy.
+    """How well each embedding predicts a label (e.g. the donor): cross-validated kNN accuracy.
 
-    Use it to check that Z does not know the donor (accuracy near chance) and to report how
-    much C does.
+    Without a donor correction, donor effects seen by one modality are modality-specific
+    signal and land in that modality's Z (θ may then partly reflect the donor: check
+    :func:`theta_by_group`); shifts seen by both land in C. Read it next to chance.
+
+    Parameters
+    ----------
+    mdata
+        MuData with the embeddings.
+    label_key
+        Column of ``mdata.obs`` to predict (cells without a label are left out).
+    obsm_keys
+        Embeddings (``mdata.obsm`` keys or ``"mod:key"``).
+    n_neighbors, n_splits, seed
+        Neighbours of the classifier (on standardised dimensions), stratified folds and their
+        seed.
 
     Returns
     -------
-    One row per embedding: ``accuracy``, ``chance`` (the largest label's share) and
-    ``above_chance``.
+    One row per embedding: ``accuracy``, ``balanced_accuracy``, ``chance`` (the largest
+    label's share), ``balanced_chance`` (1 / number of labels) and ``above_chance``
+    (balanced accuracy − balanced chance).
+
+    Examples
+    --------
+    >>> isk.tl.label_predictability(mdata, "donor", ["X_indiseek_Z_rna"])  # doctest: +SKIP
     """
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.model_selection import StratifiedKFold, cross_validate
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     check_mudata(mdata)
-    y = find_labels(mdata, label_key).astype(str).to_numpy()
-    chance = float(pd.Series(y).value_counts(normalize=True).iloc[0])
+    keys = [obsm_keys] if isinstance(obsm_keys, str) else list(obsm_keys)
+    labels = find_labels(mdata, label_key)
+    keep = labels.notna().to_numpy()
+    y = labels[keep].astype(str).to_numpy()
+    counts = pd.Series(y).value_counts()
+    if len(counts) < 2 or counts.iloc[-1] < n_splits:
+        raise ValueError(
+            f"label_predictability needs >= 2 labels with >= n_splits={n_splits} cells each; "
+            f"{label_key!r} has {counts.to_dict()}."
+        )
     folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     rows = []
-    for key in obsm_keys:
-        x = get_obsm(mdata, key)
-        knn = make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=n_neighbors))
-        acc = float(cross_val_score(knn, x, y, cv=folds).mean())
-        rows.append({"embedding": key, "accuracy": acc, "chance": chance})
+    for key in keys:
+        x = get_obsm(mdata, key)[keep]
+        k = min(n_neighbors, len(y) - len(y) // n_splits - 1)
+        knn = make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=k))
+        res = cross_validate(knn, x, y, cv=folds, scoring=("accuracy", "balanced_accuracy"))
+        rows.append(
+            {
+                "embedding": key,
+                "accuracy": float(res["test_accuracy"].mean()),
+                "balanced_accuracy": float(res["test_balanced_accuracy"].mean()),
+                "chance": float(counts.iloc[0] / len(y)),
+                "balanced_chance": 1.0 / len(counts),
+            }
+        )
     out = pd.DataFrame(rows).set_index("embedding")
-    out["above_chance"] = out["accuracy"] - out["chance"]
+    out["above_chance"] = out["balanced_accuracy"] - out["balanced_chance"]
     return out
