@@ -279,10 +279,10 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
             torch CPU threads during training on the CPU (1 is fastest for small networks;
             ``None`` leaves torch's setting).
         n_jobs
-            Ensemble members trained at once, each in its own worker process, when members
-            train one by one on a CPU (ignored when they train batched). ``None``: as many as there are members and cores when each
-            member runs at least 1,000 updates (below that, starting workers costs more than it
-            saves); 1: in this process. Workers are joblib's ``loky`` processes, so a plain
+            When members train one by one on a CPU, how many train at once, each in its own
+            worker process (ignored when they train batched). ``None``: as many as there are
+            members and cores when each member runs at least 1,000 updates (below that,
+            starting workers costs more than it saves); 1: in this process. Workers are joblib's ``loky`` processes, so a plain
             script needs no ``__main__`` guard. Results are identical either way.
         batch_members
             Train all members at once as one batched model (stacked weights, one ``vmap``-ed
