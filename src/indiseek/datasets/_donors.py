@@ -42,7 +42,7 @@ class DonorEffects:
         )
         donor = rngs["donor"].integers(0, n_donors, size=n_cells)
         sizes = {k: float(v) for k, v in sizes.items()}
-        return cls(donor if n_donors > 1 else donor * 0, int(n_donors), sizes, rngs, {})
+        return cls(donor, int(n_donors), sizes, rngs, {})  # all 0 with one donor
 
     def shared(self, dim: int) -> np.ndarray | float:
         """Each cell's donor shift of the shared factor (cells × dim; 0 without donors)."""

@@ -94,15 +94,34 @@ def _n_batches(n: int, batch_size: int) -> tuple[int, int]:
     return max(n // batch_size, 1), (batch_size if n >= batch_size else n)
 
 
-def _record(epoch, modules, train_rows, validate, val_key, rows, stoppers, active) -> None:
-    """Each still-running member's epoch row; its early stopper decides whether it goes on."""
-    for m, module in enumerate(modules):
-        if not active[m]:
-            continue
-        row = {"epoch": epoch, **train_rows[m], **validate(m, module)}
-        rows[m].append(row)
-        if stoppers[m].step(row.get(val_key, float("inf")), module, epoch):
-            active[m] = False
+class _MemberLog:
+    """Each member's epoch rows and early stopping, and which members still run."""
+
+    def __init__(self, modules: Sequence[nn.Module], enabled: bool, patience: int, val_key: str):
+        self.modules, self.val_key = list(modules), val_key
+        self.stoppers = [EarlyStopper(enabled, patience) for _ in self.modules]
+        self.active = [True] * len(self.modules)
+        self.rows: list[list[dict]] = [[] for _ in self.modules]
+
+    def end_epoch(self, epoch: int, train_rows, validate, bar, postfix: dict) -> bool:
+        """Record the still-running members' rows; whether any member goes on."""
+        for m, module in enumerate(self.modules):
+            if not self.active[m]:
+                continue
+            row = {"epoch": epoch, **train_rows[m], **validate(m, module)}
+            self.rows[m].append(row)
+            if self.stoppers[m].step(row.get(self.val_key, float("inf")), module, epoch):
+                self.active[m] = False
+        bar.set_postfix(postfix)
+        bar.update()
+        return any(self.active)
+
+    def finish(self) -> list:
+        """Histories; a member that stopped early gets its best weights back (as one by one)."""
+        return [
+            _finish(r, st, mod)
+            for r, st, mod in zip(self.rows, self.stoppers, self.modules, strict=True)
+        ]
 
 
 class _ClipLoss(nn.Module):
@@ -131,11 +150,7 @@ def fit_clip_batched(jobs: Sequence[MemberJob], names, tr, va, bar_enabled: bool
     opt = adam(list(st.params.values()), cfg0)
     gens = [torch.Generator().manual_seed(j.cfg.seed) for j in jobs]
     has_val = va is not None and va.shape[1] > 1
-    stoppers = [
-        EarlyStopper(cfg0.clip_early_stopping and has_val, cfg0.clip_patience) for _ in jobs
-    ]
-    active = [True] * len(jobs)
-    rows: list[list[dict]] = [[] for _ in jobs]
+    log = _MemberLog(clips, cfg0.clip_early_stopping and has_val, cfg0.clip_patience, "val_infonce")
 
     def loss_one(p, bufs, idx):
         return functional_call(st.base, (p, bufs), (x1[idx], x2[idx]))
@@ -162,14 +177,11 @@ def fit_clip_batched(jobs: Sequence[MemberJob], names, tr, va, bar_enabled: bool
                 {"train_infonce": v, "temperature": float(c.temperature.detach())}
                 for v, c in zip(means, clips, strict=True)
             ]
-            _record(epoch, clips, train_rows, validate, "val_infonce", rows, stoppers, active)
-            bar.set_postfix({"infonce": f"{sum(means) / len(means):.3f}"})
-            bar.update()
-            if not any(active):
+            postfix = {"infonce": f"{sum(means) / len(means):.3f}"}
+            if not log.end_epoch(epoch, train_rows, validate, bar, postfix):
                 break
     st.write_back()
-    # a member that stopped early keeps its best weights, as in the sequential path
-    return [_finish(rows[m], stoppers[m], j.module.clip) for m, j in enumerate(jobs)]
+    return log.finish()
 
 
 class _Step2Loss(nn.Module):
@@ -233,10 +245,8 @@ def fit_specific_batched(
     opt = adam(list(st.params.values()), cfg0)
     gens = [torch.Generator().manual_seed(j.cfg.seed + 1) for j in jobs]
     has_val = va is not None and va.shape[1] > 1
-    stoppers = [EarlyStopper(cfg0.early_stopping and has_val, cfg0.patience) for _ in jobs]
-    active = [True] * len(jobs)
-    rows: list[list[dict]] = [[] for _ in jobs]
     branch_sets = [nn.ModuleDict(dict(j.module.branches)) for j in jobs]
+    log = _MemberLog(branch_sets, cfg0.early_stopping and has_val, cfg0.patience, "val_loss")
 
     def validate(m, modules):
         if not has_val:
@@ -276,13 +286,11 @@ def fit_specific_batched(
             train_rows = [
                 {f"train_{k}": float(v) for k, v in zip(keys, r, strict=True)} for r in means
             ]
-            _record(epoch, branch_sets, train_rows, validate, "val_loss", rows, stoppers, active)
-            bar.set_postfix({"loss": f"{float(means[:, keys.index('loss')].mean()):.3f}"})
-            bar.update()
-            if not any(active):
+            postfix = {"loss": f"{float(means[:, keys.index('loss')].mean()):.3f}"}
+            if not log.end_epoch(epoch, train_rows, validate, bar, postfix):
                 break
     st.write_back()
-    return [_finish(rows[m], stoppers[m], b) for m, b in enumerate(branch_sets)]
+    return log.finish()
 
 
 def train_members_batched(jobs: Sequence[MemberJob]) -> list[MemberResult]:

@@ -285,7 +285,7 @@ def _reference_state(reference) -> dict[str, Any]:
     return reference
 
 
-def _adt_clr(adt_ad, counts, train, ref_state, clr_axis, n_pcs, seed, adt: str, isotypes=None):
+def _adt_clr(adt_ad, counts, train, ref_state, clr_axis, n_pcs, seed, adt: str, isotypes):
     """CLR of the ADT counts (every protein) and the ADT fit on the proteins the model uses
     (isotype controls left out): learned on training cells, or the reference's."""
     if ref_state is not None:

@@ -115,7 +115,7 @@ def fit_rna(
     else:  # the genes' means and scales still come from every training cell
         mean, std = _chunked_moments(counts, train_idx, cols)
     std[std == 0] = 1.0
-    xs = np.clip((xs - mean) / std, -scale_max, scale_max)
+    xs = _scaled(xs, mean, std, scale_max)
     allowed = max_pcs(n_train, int(hvg.sum()))
     if n_pcs is None:
         n_pcs = min(default_n_pcs(n_train), allowed)
@@ -150,17 +150,17 @@ def apply_rna(counts, genes: pd.Index, state: dict[str, Any], modality: str) -> 
     out = np.empty((counts.shape[0], int(state["n_pcs"])), dtype=np.float32)
     loadings = np.asarray(state["loadings"], dtype=np.float64)
     for rows in chunks(counts.shape[0]):
-        xs = _scaled(lognormalise(counts[rows])[:, idx], state)
+        scale = state["mean"], state["std"], state["scale_max"]
+        xs = _scaled(lognormalise(counts[rows])[:, idx], *scale)
         # float64 projection: a cell's PCs do not depend on the other cells in the matrix
         centred = xs.astype(np.float64) - np.asarray(state["pca_mean"], dtype=np.float64)
         out[rows] = centred @ loadings
     return out
 
 
-def _scaled(x, state: dict[str, Any]) -> np.ndarray:
+def _scaled(x, mean, std, scale_max: float) -> np.ndarray:
     """Dense, scaled to the fitted means and scales, clipped at ± ``scale_max``."""
-    xs = dense(x)
-    return np.clip((xs - state["mean"]) / state["std"], -state["scale_max"], state["scale_max"])
+    return np.clip((dense(x) - mean) / std, -scale_max, scale_max)
 
 
 def clr_transform(
