@@ -32,3 +32,8 @@ def theta_keys(key_added: str) -> dict[str, str]:
 def embedding_keys(key_added: str = OBSM_ALL) -> dict[str, str]:
     """``.obsm`` keys of C and Z that :meth:`IndiSeek.write_obsm` writes for a ``key_added``."""
     return {k: f"{key_added}_{k}" for k in OBSM}
+
+
+def fold_key(key_added: str = OBSM_ALL) -> str:
+    """``mdata.obs`` column of the cross-fitting folds written beside ``key_added``'s embeddings."""
+    return "indiseek_fold" if key_added == OBSM_ALL else f"{key_added}_fold"

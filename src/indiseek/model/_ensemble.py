@@ -69,6 +69,7 @@ def build_members(
                     specific=objective.has_specific,
                     critics=objective.uses_critics,
                     normalize_z=params["normalize_z"],
+                    n_covariates=int(params.get("n_covariates", 0)),
                 )
             )
     return torch.nn.ModuleList(members)
@@ -164,19 +165,47 @@ def collect_history(results: Sequence[MemberResult]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def make_jobs(model, x, cells, cfg, validation_size, clip_epochs, clip_from) -> list[MemberJob]:
+def crossfit_folds(n_cells: int, n_folds: int, seed: int, groups=None) -> np.ndarray:
+    """The fold (0 … ``n_folds`` − 1) of each of ``n_cells`` cells: a seeded permutation dealt
+    round-robin, within each group (e.g. batch) when ``groups`` are given, so folds are as
+    equal in size (and batch make-up) as the cells allow."""
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 20_211]))
+    groups = np.zeros(n_cells, dtype=np.int64) if groups is None else np.asarray(groups)
+    folds = np.empty(n_cells, dtype=np.int64)
+    dealt = 0
+    for g in np.unique(groups):
+        perm = rng.permutation(np.flatnonzero(groups == g))
+        # continue the deal where the previous group stopped: fold sizes differ by at most 1
+        folds[perm] = (dealt + np.arange(len(perm))) % n_folds
+        dealt += len(perm)
+    return folds
+
+
+def make_jobs(
+    model,
+    x,
+    cells,
+    cfg,
+    validation_size,
+    clip_epochs,
+    clip_from,
+    member_cells=None,
+    covariates=None,
+) -> list[MemberJob]:
     """One job per member of ``model``: its seed, validation split, data and (reused) step 1.
 
-    The scale of the reconstruction term, E‖X‖², comes from the first member's training cells
-    and is shared by all members (``jobs[0].x_sq``).
+    ``member_cells``: each member's own training cells (cross-fitting); else all train on
+    ``cells``. The scale of the reconstruction term, E‖X‖², comes from the first member's
+    training cells and is shared by all members (``jobs[0].x_sq``).
     """
     jobs = []
     x_sq: dict[str, float] = {}
     for j, member in enumerate(model.module):
         # member 0 is the single model trained with ``seed``
         seed_j = member_seed(cfg.seed, j)
-        tr_local, va_local = split_validation(len(cells), validation_size, seed_j)
-        tr, va = cells[tr_local], cells[va_local]
+        own = cells if member_cells is None else member_cells[j]
+        tr_local, va_local = split_validation(len(own), validation_size, seed_j)
+        tr, va = own[tr_local], own[va_local]
         if j == 0:
             idx = torch.as_tensor(tr, device=next(iter(x.values())).device)
             x_sq.update({m: float((v[idx] ** 2).sum(1).mean()) for m, v in x.items()})
@@ -197,6 +226,7 @@ def make_jobs(model, x, cells, cfg, validation_size, clip_epochs, clip_from) -> 
                 x_sq=x_sq,
                 clip_state=clip_from.module[j].clip.state_dict() if reuse else None,
                 clip_history=clip_from._clip_history(j) if reuse else pd.DataFrame(),
+                covariates=covariates,
             )
         )
     return jobs

@@ -131,6 +131,10 @@ def check_cells(cells: dict[str, np.ndarray], n_features: dict[str, int], file: 
             problem = (
                 f"obs_names and train disagree ({cells['obs_names'].shape}, {cells['train'].shape})"
             )
+        for name in ("folds", "batches"):
+            v = cells.get(name)
+            if v is not None and (v.shape != (n,) or v.dtype.kind != "i"):
+                problem = f"{name} has shape {v.shape} and dtype {v.dtype}, not ({n},) integers"
         for r in ROLES:
             x = cells.get(f"input_{r}")
             if problem is None and x is not None:

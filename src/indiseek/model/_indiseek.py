@@ -26,6 +26,7 @@ from ._ensemble import (
     build_members,
     check_clip_source,
     collect_history,
+    crossfit_folds,
     make_jobs,
     member_time,
     n_workers,
@@ -87,6 +88,12 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
         widely: θ's ρ between seeds differed by up to 0.7 in the θ suite). Compute grows in
         proportion; on a CPU the members train in parallel worker processes (see
         ``train(n_jobs=...)``). ``n_members=1`` is the paper's single model.
+    batch_covariate
+        With a ``batch_key`` (:meth:`setup_mudata`): give step 2 each cell's batch (one-hot)
+        beside C, in the decoder g(Z, C, b), so that reconstruction does not need the batch
+        in Z, and in the CLUB critic q(z | C_other, b), so that Z is made independent of the
+        batch as well as of the other modality's C. Ignored without batches. Chosen on the
+        donor benchmark (``benchmarks/README.md``, "Donors and batches").
 
     Examples
     --------
@@ -118,6 +125,7 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
         normalize_z: bool = False,
         club_weight: float = 1.0,
         n_members: int = 3,
+        batch_covariate: bool = True,
     ) -> None:
         self.objective = get_objective(objective)
         sizes = dict(n_shared=n_shared, n_specific=n_specific, n_hidden=n_hidden)
@@ -137,6 +145,13 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
         # training needs is captured here.
         self._train_inputs = self.registry.inputs(mdata)
         self._train_cells = self.registry.train_mask(mdata, len(self._train_inputs["rna"]))
+        self._batches = self.registry.batch_codes(mdata)
+        if not isinstance(batch_covariate, bool | np.bool_):
+            raise ValueError(f"batch_covariate must be True or False, got {batch_covariate!r}.")
+        self.batch_names = self.registry.batch_names(mdata)
+        n_covariates = 0
+        if batch_covariate and self.batch_names is not None and len(self.batch_names) > 1:
+            n_covariates = len(self.batch_names)
         if self._train_cells.sum() < 2:
             raise ValueError(
                 f"{int(self._train_cells.sum())} training cells (mdata.obs"
@@ -153,6 +168,7 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
             "normalize_z": bool(normalize_z),
             "club_weight": float(club_weight),
             "n_members": int(n_members),
+            "n_covariates": n_covariates,
         }
         self.prepare_state = mdata.uns.get(K.UNS, {}).get("prepare")
         self.module = build_members(self.params, self.n_features, self.objective, seed=0)
@@ -164,6 +180,9 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
         self.z_scale: dict[str, list[float]] | None = None
         self.block_scale: list[float] | None = None
         self.obs_names = np.asarray(mdata.obs_names, dtype=str)
+        #: Cross-fitting fold of each cell of the training MuData (−1: trained on by no
+        #: member); ``None`` unless trained with ``cross_fit=True``.
+        self.folds: np.ndarray | None = None
         self._loaded = False
 
     @staticmethod
@@ -173,7 +192,8 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
         adt: str = "adt",
         rna_rep: str = K.RNA_INPUT,
         adt_rep: str = K.ADT_INPUT,
-        split_key: str = K.SPLIT,
+        split_key: str | None = None,
+        batch_key: str | None = None,
     ) -> None:
         """Check a MuData and record which inputs IndiSeek trains on.
 
@@ -188,7 +208,15 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
             :func:`indiseek.pp.prepare`; any cells × features array works).
         split_key
             ``mdata.obs`` column with ``"train"``/``"test"``; when present, only training cells
-            are used by :meth:`train`.
+            are used by :meth:`train`. ``None``: the ``split_key`` given to
+            :func:`indiseek.pp.prepare`, else ``"indiseek_split"`` (the split it draws).
+        batch_key
+            ``mdata.obs`` column of batches (donors). ``None``: the ``batch_key`` given to
+            :func:`indiseek.pp.prepare`, if any. The batch correction itself happens there (each
+            batch's inputs centred on its own means, so the model needs no batch covariate);
+            the model uses the batches to deal cross-fitting folds evenly
+            (``train(cross_fit=True)``). A ``batch_key`` that ``pp.prepare`` did not use is an
+            error: the inputs would still carry the batches.
 
         Returns
         -------
@@ -198,7 +226,19 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
         --------
         >>> isk.IndiSeek.setup_mudata(mdata, rna="rna", adt="adt")  # doctest: +SKIP
         """
-        Registry(rna, adt, rna_rep, adt_rep, split_key).register(mdata)
+        prep = dict(mdata.uns.get(K.UNS, {}).get("prepare", {}).get("params", {}))
+        if split_key is None:
+            split_key = str(prep.get("split_key") or K.SPLIT)
+        prepared_with = str(prep.get("batch_key") or "")
+        if batch_key is None:
+            batch_key = prepared_with
+        elif batch_key != prepared_with and (rna_rep, adt_rep) == (K.RNA_INPUT, K.ADT_INPUT):
+            raise ValueError(
+                f"batch_key={batch_key!r}, but pp.prepare was run with batch_key="
+                f"{prepared_with or None!r}: the batch correction happens in preprocessing; run "
+                f"isk.pp.prepare(mdata, batch_key={batch_key!r}, ...) first."
+            )
+        Registry(rna, adt, rna_rep, adt_rep, split_key, batch_key).register(mdata)
 
     @property
     def setup(self) -> dict[str, str]:
@@ -236,6 +276,7 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
         n_threads: int | None = 1,
         n_jobs: int | None = None,
         batch_members: bool | None = None,
+        cross_fit: bool = False,
         progress_bar: bool = True,
         clip_from: IndiSeek | None = None,
     ) -> None:
@@ -293,6 +334,15 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
             Settings it does not cover (``normalize_z=True``, objectives with InfoNCE
             critics, ``q_schedule="epoch"``, ``q_steps > 1``, ``clip_from``) train one member
             after another, with a warning when ``True`` was asked for.
+        cross_fit
+            Cross-fitting, for θ on every cell: the training cells are dealt into
+            ``n_members`` folds (evenly within each batch) and member ``j`` trains on every
+            fold but ``j``. :func:`indiseek.tl.theta_score` then scores each cell with the
+            member that never saw it, among the cells of its fold, so every cell gets an
+            honest θ without a 50/50 split (prepare without ``train_size``). Each member
+            trains on (n_members − 1)/n_members of the cells. Needs ``n_members >= 2``. The
+            folds are in ``model.folds`` and :meth:`write_obsm` writes them to
+            ``mdata.obs["indiseek_fold"]``.
         progress_bar
             Show progress bars (silence with ``False``).
         clip_from
@@ -315,6 +365,13 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
         cfg = TrainConfig.pick(locals(), cpu_threads=n_threads)  # validates every setting
         use_batched(batch_members)
         self._check_train_args(clip_epochs, n_jobs, validation_size, early_stopping)
+        if not isinstance(cross_fit, bool | np.bool_):
+            raise ValueError(f"cross_fit must be True or False, got {cross_fit!r}.")
+        if cross_fit and self.n_members < 2:
+            raise ValueError(
+                "cross_fit=True needs n_members >= 2 (member j leaves out fold j); build the "
+                "model with isk.IndiSeek(mdata, n_members=3)."
+            )
         if clip_from is not None:
             check_clip_source(self, clip_from)
         device = resolve_device(accelerator)
@@ -322,7 +379,26 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
         self.device = device
         cells = np.flatnonzero(self._train_cells)
         x = {m: to_tensor(v, device) for m, v in self._train_inputs.items()}
-        jobs = make_jobs(self, x, cells, cfg, validation_size, clip_epochs, clip_from)
+        self.folds = None
+        member_cells = None
+        if cross_fit:
+            groups = None if self._batches is None else self._batches[cells]
+            local = crossfit_folds(len(cells), self.n_members, seed, groups)
+            member_cells = [cells[local != j] for j in range(self.n_members)]
+            self.folds = np.full(len(self._train_cells), -1, dtype=np.int64)
+            self.folds[cells] = local
+        cov = self._covariates_of(None)
+        jobs = make_jobs(
+            self,
+            x,
+            cells,
+            cfg,
+            validation_size,
+            clip_epochs,
+            clip_from,
+            member_cells,
+            None if cov is None else to_tensor(cov, device),
+        )
         self.x_sq = jobs[0].x_sq
         updates = jobs[0].epochs * max(len(jobs[0].train_idx) // batch_size, 1)
         batched = use_batched(batch_members, device, jobs)
@@ -353,6 +429,7 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
             "device": str(device),
             "n_jobs": workers,
             "batched": batched,
+            "cross_fit": bool(cross_fit),
             "time_clip_s": round(member_time(results, "time_clip_s", batched), 3),
             "time_specific_s": round(member_time(results, "time_specific_s", batched), 3),
             "time_wall_s": round(wall, 3),

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 import torch
 
 from .. import _keys as K
@@ -111,10 +112,12 @@ def relative_errors(
     x_sq: dict[str, float],
     mask: np.ndarray | None,
     device: torch.device,
+    covariates: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Mean over members of ``E‖g(Z, C) − X‖² / E‖X‖²`` per modality (NaN without decoders).
 
-    ``every`` holds unscaled Z (:func:`encode` without ``z_scale``), as the decoders saw it.
+    ``every`` holds unscaled Z (:func:`encode` without ``z_scale``), as the decoders saw it;
+    ``covariates`` the cells' one-hot batches for a model trained with them.
     """
     n = len(members)
     mask = np.ones(len(next(iter(inputs.values()))), dtype=bool) if mask is None else mask
@@ -123,7 +126,8 @@ def relative_errors(
         for m in inputs if len(member.branches) else ():
             z = np.split(every[f"Z_{m}"], n, axis=1)[j][mask]
             c = np.split(every[f"C_{m}"], n, axis=1)[j][mask]
-            dec_in = np.concatenate([z, c], axis=1)
+            extra = [] if covariates is None else [covariates[mask]]
+            dec_in = np.concatenate([z, c, *extra], axis=1)
             x_hat = encode_chunks(member.branches[m].decoder, dec_in, device)  # float32 is enough
             errors[m].append(float(((x_hat - inputs[m][mask]) ** 2).sum(1).mean() / x_sq[m]))
     return {m: float(np.mean(v)) if v else float("nan") for m, v in errors.items()}
@@ -148,6 +152,26 @@ class RepresentationMixin:
                 )
             return self._train_inputs
         return self.registry.new_inputs(mdata, self.prepare_state, self.n_features)
+
+    def _covariates_of(self, mdata: MuData | None) -> np.ndarray | None:
+        """One-hot batches of the cells (``None`` for a model without batch covariates);
+        cells of a batch the model was not trained with get zeros."""
+        n_cov = int(self.params.get("n_covariates", 0))
+        if not n_cov:
+            return None
+        if mdata is None:
+            codes = self._batches
+            if codes is None:
+                raise ValueError(
+                    "This model was loaded without its cells' batches; pass mdata (with "
+                    f"obs[{self.registry.batch_key!r}])."
+                )
+        else:
+            codes = self.registry.batch_codes(mdata, np.asarray(self.batch_names, dtype=str))
+        out = np.zeros((len(codes), n_cov), dtype=np.float32)
+        seen = codes < n_cov
+        out[np.flatnonzero(seen), codes[seen]] = 1.0
+        return out
 
     def get_representations(
         self, mdata: MuData | None = None, *, members: bool = True
@@ -285,7 +309,19 @@ class RepresentationMixin:
             if not mask.any():
                 raise ValueError("mask selects no cells.")
         every = encode(self.module, inputs, self.device)
-        return relative_errors(self.module, inputs, every, self.x_sq, mask, self.device)
+        cov = self._covariates_of(mdata)
+        return relative_errors(self.module, inputs, every, self.x_sq, mask, self.device, cov)
+
+    def folds_of(self, mdata: MuData) -> np.ndarray | None:
+        """Cross-fitting fold of each cell of ``mdata`` (−1: no member trained on it), matched by
+        cell name; ``None`` for a model trained without ``cross_fit``."""
+        folds = getattr(self, "folds", None)
+        if folds is None or self.obs_names is None:
+            return None
+        if len(self.obs_names) == mdata.n_obs and np.array_equal(self.obs_names, mdata.obs_names):
+            return folds
+        own = pd.Series(folds, index=pd.Index(self.obs_names))
+        return own.reindex(mdata.obs_names).fillna(-1).to_numpy(dtype=np.int64)
 
     def write_obsm(self, mdata: MuData, key_added: str = K.OBSM_ALL) -> None:
         """Write the ensemble's representations into ``mdata.obsm``.
@@ -313,7 +349,10 @@ class RepresentationMixin:
         ``mdata.uns["indiseek"]["model"]``; ``n_members`` tells how many blocks each key
         holds). Removed as stale: UMAPs cached from exactly these keys (``X_umap_<key>`` and
         their ``uns["indiseek"]["umap"]`` entries) and, for the
-        default key, indiseek 0.1's ``X_indiseek_Z_*_members``.
+        default key, indiseek 0.1's ``X_indiseek_Z_*_members``. A model trained with
+        ``cross_fit=True`` also writes each cell's fold to ``mdata.obs["indiseek_fold"]``
+        (``<key_added>_fold``; ``"held_out"`` for cells no member trained on), which
+        :func:`indiseek.tl.theta_score` uses to score every cell with the member that never saw it.
 
         Examples
         --------
@@ -339,6 +378,17 @@ class RepresentationMixin:
             **{k: v for k, v in self.train_params.items() if not isinstance(v, bool | type(None))},
             "z_is_c": not self.objective.has_specific,
         }
+        fold_key = K.fold_key(key_added)
+        folds = self.folds_of(mdata)
+        if folds is None:
+            if fold_key in mdata.obs:
+                del mdata.obs[fold_key]  # another model's folds
+        else:
+            names = [f"fold{j}" for j in range(self.n_members)]
+            mdata.obs[fold_key] = pd.Categorical.from_codes(
+                np.where(folds >= 0, folds, len(names)), categories=[*names, "held_out"]
+            )
+            info["fold_key"] = fold_key
         uns = mdata.uns.setdefault(K.UNS, {})
         uns.setdefault("embeddings", {})[key_added] = info
         if key_added == K.OBSM_ALL:

@@ -176,10 +176,20 @@ def convert_v1_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def write_cells(
-    path: Path, obs_names: np.ndarray, train: np.ndarray, inputs: dict[str, np.ndarray] | None
+    path: Path,
+    obs_names: np.ndarray,
+    train: np.ndarray,
+    inputs: dict[str, np.ndarray] | None,
+    folds: np.ndarray | None = None,
+    batches: np.ndarray | None = None,
 ) -> None:
-    """``cells.npz``: the cells the model was built on, its training cells and (optionally) inputs."""
+    """``cells.npz``: the cells the model was built on, its training cells, their
+    cross-fitting folds and (optionally) inputs."""
     arrays = {"obs_names": np.asarray(obs_names, dtype=str), "train": np.asarray(train, bool)}
+    if folds is not None:
+        arrays["folds"] = np.asarray(folds, dtype=np.int64)
+    if batches is not None:
+        arrays["batches"] = np.asarray(batches, dtype=np.int64)
     for role, x in (inputs or {}).items():
         arrays[f"input_{role}"] = np.asarray(x, dtype=np.float32)
     np.savez(path / CELLS_FILE, **arrays)
@@ -265,11 +275,14 @@ class SaveLoadMixin:
             "x_sq": self.x_sq,
             "z_scale": self.z_scale,
             "block_scale": self.block_scale,
+            "batch_names": None if self.batch_names is None else list(map(str, self.batch_names)),
         }
         write(path, self.module.state_dict(), config, self.prepare_state, self.history, overwrite)
         if self.obs_names is not None and self._train_cells is not None:
             inputs = self._train_inputs if save_inputs else None
-            write_cells(Path(path), self.obs_names, self._train_cells, inputs)
+            write_cells(
+                Path(path), self.obs_names, self._train_cells, inputs, self.folds, self._batches
+            )
 
     @classmethod
     def load(cls, path: str | Path, mdata: MuData | None = None, accelerator: str = "auto") -> Any:
@@ -314,6 +327,7 @@ class SaveLoadMixin:
         model.x_sq = config.get("x_sq", {})
         model.z_scale = config.get("z_scale")  # None in 0.1.0 files: Z as the encoder gives it
         model.block_scale = config.get("block_scale")
+        model.batch_names = config.get("batch_names")
         model.module = build_members(model.params, model.n_features, model.objective, seed=0)
         try:
             model.module.load_state_dict(state)
@@ -336,13 +350,19 @@ class SaveLoadMixin:
         names = None if cells is None else cells["obs_names"].astype(str)
         trained_on = None if cells is None else names[cells["train"].astype(bool)]
         self.obs_names, self._train_inputs, self._train_cells = names, None, None
+        self.folds = None if cells is None or "folds" not in cells else cells["folds"]
+        self._batches = None if cells is None or "batches" not in cells else cells["batches"]
         if cells is not None and all(f"input_{r}" in cells for r in ROLES):
             self._train_inputs = {r: cells[f"input_{r}"] for r in ROLES}
             self._train_cells = cells["train"].astype(bool)
         if mdata is None:
             return
         self._train_inputs = self._inputs_of(mdata)
+        if self.folds is not None:
+            self.folds = self.folds_of(mdata)  # matched by name, before obs_names change
         self.obs_names = np.asarray(mdata.obs_names, dtype=str)
+        if self.batch_names is not None and self.registry.batch_key:
+            self._batches = self.registry.batch_codes(mdata, np.asarray(self.batch_names, str))
         if trained_on is not None:
             self._train_cells = np.isin(self.obs_names, trained_on)
         elif self.registry.split_key in mdata.obs:

@@ -27,13 +27,15 @@ ROLES = ("rna", "adt")
 
 @dataclass(frozen=True)
 class Registry:
-    """Modality names, input keys and split column recorded by ``setup_mudata``."""
+    """Modality names, input keys, split and batch columns recorded by ``setup_mudata``
+    (``batch_key`` is ``""`` without batches)."""
 
     rna: str = "rna"
     adt: str = "adt"
     rna_rep: str = K.RNA_INPUT
     adt_rep: str = K.ADT_INPUT
     split_key: str = K.SPLIT
+    batch_key: str = ""
 
     def modality(self, role: str) -> str:
         return getattr(self, role)
@@ -61,6 +63,8 @@ class Registry:
         for name in ("rna", "adt", "rna_rep", "adt_rep", "split_key"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise TypeError(f"{name} must be a non-empty string, got {getattr(self, name)!r}.")
+        if self.batch_key:
+            self.batch_codes(mdata)  # checks the column
         if self.rna == self.adt:
             raise ValueError(
                 f"rna and adt name the same modality ({self.rna!r}); pass the MuData's two "
@@ -118,6 +122,23 @@ class Registry:
                 )
             out[role] = np.asarray(adata.obsm[self.rep(role)], dtype=np.float32)
         return out
+
+    def batch_codes(self, mdata: MuData, known: np.ndarray | None = None) -> np.ndarray | None:
+        """Each cell's batch as a code (``None`` without ``batch_key``); with ``known`` batch
+        names, their positions (others get codes from ``len(known)`` on)."""
+        if not self.batch_key:
+            return None
+        from ..pp._batches import read_batches
+
+        return read_batches(mdata, self.batch_key, known).codes
+
+    def batch_names(self, mdata: MuData) -> np.ndarray | None:
+        """The batches of ``mdata`` in code order (``None`` without ``batch_key``)."""
+        if not self.batch_key:
+            return None
+        from ..pp._batches import read_batches
+
+        return read_batches(mdata, self.batch_key).names
 
     def train_mask(self, mdata: MuData, n_cells: int) -> np.ndarray:
         """Training cells: ``obs[split_key] == "train"``, or every cell without a split."""

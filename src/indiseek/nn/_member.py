@@ -37,6 +37,8 @@ class MemberJob:
     x_sq: dict[str, float]
     clip_state: dict[str, torch.Tensor] | None = None  # reuse a trained step 1
     clip_history: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: per-cell covariates (one-hot batches) appended to C in step 2; ``None``: none
+    covariates: torch.Tensor | None = None
 
 
 @dataclass
@@ -52,6 +54,8 @@ class MemberResult:
 
 def _branch_data(job: MemberJob, c: dict[str, torch.Tensor]) -> dict[str, BranchData]:
     module, objective = job.module, get_objective(job.objective)
+    if job.covariates is not None:
+        c = {m: torch.cat([v, job.covariates], dim=1) for m, v in c.items()}
     return {
         m: BranchData(
             x=job.x[m],

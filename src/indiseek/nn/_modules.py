@@ -140,6 +140,10 @@ class IndiSeekModule(nn.Module):
         Give each branch the InfoNCE critics of FactorizedCL / InfoDisen.
     normalize_z
         End each Z encoder with a non-affine batch standardisation.
+    n_covariates
+        Width of per-cell covariates (one-hot batches) appended to C wherever step 2 reads
+        it: the decoders g(Z, C, b) do not need the batch in Z, and the CLUB critics
+        q(z | C, b) make Z independent of the batch as well as of C.
     """
 
     def __init__(
@@ -155,6 +159,7 @@ class IndiSeekModule(nn.Module):
         specific: bool = True,
         critics: bool = False,
         normalize_z: bool = True,
+        n_covariates: int = 0,
     ) -> None:
         super().__init__()
         if len(n_features) != 2:
@@ -173,14 +178,15 @@ class IndiSeekModule(nn.Module):
         self.branches = nn.ModuleDict()
         if specific:
             for name in self.names:
+                n_c = n_shared + n_covariates
                 self.branches[name] = SpecificBranch(
                     n_features[name],
-                    n_shared,
-                    n_shared,
+                    n_c,
+                    n_c,
                     n_specific,
                     n_hidden,
                     n_layers,
-                    n_c_critic=n_shared if critics else None,
+                    n_c_critic=n_c if critics else None,
                     normalize_z=normalize_z,
                 )
 

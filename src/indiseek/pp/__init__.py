@@ -2,6 +2,6 @@
 
 from ._isotypes import ISOTYPE_PATTERN, isotype_mask
 from ._prepare import prepare
-from ._split import split_cells
+from ._split import split_by_group, split_cells
 
-__all__ = ["ISOTYPE_PATTERN", "isotype_mask", "prepare", "split_cells"]
+__all__ = ["ISOTYPE_PATTERN", "isotype_mask", "prepare", "split_by_group", "split_cells"]

@@ -19,8 +19,9 @@ from .._validate import (
     get_modality,
     resolve_counts,
 )
+from ._batches import check_training_batches, read_batches, warn_unseen
 from ._isotypes import isotype_mask
-from ._split import split_cells
+from ._split import read_split, split_cells
 from ._transforms import (
     apply_adt,
     apply_rna,
@@ -51,6 +52,8 @@ def prepare(
     adt_clr_axis: Literal[0, 1] = 1,
     adt_n_pcs: int | Literal["auto"] | None = None,
     isotype_controls: Literal["auto"] | Sequence[str] | None = "auto",
+    batch_key: str | None = None,
+    split_key: str | None = None,
     reference: MuData | dict | None = None,
 ) -> None:
     """Prepare RNA and ADT inputs for IndiSeek, fitting only on training cells.
@@ -106,6 +109,24 @@ def prepare(
         ``IgG1_control_…``; markers such as ``IgD`` or ``IgM`` do not match); a list of
         protein names; ``None``: keep every protein. With ``reference=`` the reference's
         choice is applied (passing another value is an error).
+    batch_key
+        Column of ``mdata.obs`` naming each cell's batch (donor, lane, site). Variable genes
+        are then selected across batches (scanpy's ``highly_variable_genes(batch_key=...)``),
+        each batch's RNA is centred on its own gene means (scaled with the pooled within-batch
+        standard deviation) before the PCA, and each batch's ADT CLR values on its own protein
+        means: shifts that a donor adds to every cell of a modality do not reach the model,
+        which therefore needs no batch covariate. The split is drawn within each batch.
+        Means are learned from the training cells of each batch; a batch without training
+        cells (a held-out donor, or new cells with ``reference=``) is centred on its own cells'
+        means, with a warning. This assumes batches hold the same cell types in roughly similar
+        proportions: a type that only one donor has shifts that donor's mean. With
+        ``reference=``, defaults to the reference's ``batch_key``. ``None`` (default): no
+        batches (0.4's preprocessing, unchanged).
+    split_key
+        Column of ``mdata.obs`` holding ``"train"``/``"test"`` per cell: use this split (e.g.
+        whole donors held out, see :func:`indiseek.pp.split_by_group`) instead of drawing one;
+        cannot be combined with ``train_size``. Pass the same key to
+        :meth:`indiseek.IndiSeek.setup_mudata` (its default takes it from here).
     reference
         A prepared MuData, or its ``mdata.uns["indiseek"]["prepare"]`` dict: apply that fitted
         preprocessing to new cells instead of fitting (e.g. to embed new cells with a trained
@@ -126,7 +147,8 @@ def prepare(
       the other proteins),
     - ``mdata[adt].var["indiseek_isotype"]``: which proteins were left out as isotype controls,
     - ``mdata[adt].obsm["X_indiseek_adt"]``: ADT input (centred CLR, or its PCs),
-    - ``mdata.obs["indiseek_split"]`` when ``train_size`` is given,
+    - ``mdata.obs["indiseek_split"]`` when ``train_size`` is given (drawn within each batch
+      with ``batch_key``),
     - ``mdata.uns["indiseek"]["prepare"]``: parameters and fitted state.
 
     Examples
@@ -144,7 +166,7 @@ def prepare(
     adt_ad.layers[K.ADT_CLR_LAYER] = out["clr"]
     adt_ad.var[K.ISOTYPE] = out["isotype"]
     adt_ad.obsm[K.ADT_INPUT] = out["adt"]
-    if not out["state"]["params"]["from_reference"]:
+    if not out["state"]["params"]["from_reference"] and split_key is None:
         if train_size is not None:
             mdata.obs[K.SPLIT] = pd.Categorical(
                 np.where(out["train"], "train", "test"), categories=["train", "test"]
@@ -191,6 +213,8 @@ def _compute(
     adt_clr_axis=1,
     adt_n_pcs=None,
     isotype_controls="auto",
+    batch_key=None,
+    split_key=None,
     reference=None,
 ) -> dict[str, Any]:
     """Everything :func:`prepare` writes, computed without touching ``mdata`` (same arguments;
@@ -216,9 +240,29 @@ def _compute(
         ref_state = _reference_state(reference)
         if train_size is not None:
             raise ValueError("train_size cannot be combined with reference= (nothing is fitted).")
-    train = np.ones(n, dtype=bool) if train_size is None else split_cells(n, train_size, seed)
+    if ref_state is not None and batch_key is None:
+        batch_key = ref_state.get("params", {}).get("batch_key") or None
+    batches = None if batch_key is None else read_batches(mdata, batch_key)
+    train = _training_cells(mdata, n, train_size, split_key, seed, batches, ref_state)
     if ref_state is None and train.sum() < 2:
         raise ValueError(f"At least 2 training cells are needed to fit; got {int(train.sum())}.")
+    if batches is not None:
+        known = ref_state["rna"].get("batches") if ref_state is not None else None
+        if ref_state is not None and known is None:
+            raise ValueError(
+                f"batch_key={batch_key!r} was given, but the reference was prepared without "
+                "batches; prepare the new cells without batch_key."
+            )
+        if known is None:  # the batches with training cells come first
+            per_batch = check_training_batches(batches, train)
+            known = batches.names[per_batch > 0]
+        batches = read_batches(mdata, batch_key, known)
+        warn_unseen(batches, len(known), "RNA and ADT")
+    elif ref_state is not None and np.ndim(ref_state["rna"]["mean"]) == 2:
+        raise ValueError(
+            "The reference was prepared with batch_key=...; the new cells need that batch "
+            "column too."
+        )
     if ref_state is None:
         rna_state = fit_rna(
             rna_counts,
@@ -229,14 +273,17 @@ def _compute(
             scale_max,
             seed,
             rna,
+            batches,
         )
+        if batches is not None:
+            rna_state["batches"] = np.asarray(known, dtype=str)
     else:
         rna_state = ref_state["rna"]
-    rna_x = apply_rna(rna_counts, rna_ad.var_names, rna_state, rna)
+    rna_x = apply_rna(rna_counts, rna_ad.var_names, rna_state, rna, batches)
     clr, adt_state, isotype = _adt_clr(
-        adt_ad, adt_counts, train, ref_state, adt_clr_axis, adt_n_pcs, seed, adt, isotypes
+        adt_ad, adt_counts, train, ref_state, adt_clr_axis, adt_n_pcs, seed, adt, isotypes, batches
     )
-    adt_x = apply_adt(clr[:, ~isotype], adt_state)
+    adt_x = apply_adt(clr[:, ~isotype], adt_state, batches)
     params = dict(rna=rna, adt=adt, rna_layer=rna_layer or "", adt_layer=adt_layer or "")
     params.update(
         n_pcs=int(rna_state["n_pcs"]),
@@ -247,6 +294,8 @@ def _compute(
         train_size=-1 if train_size is None else float(train_size),
         n_train=int(train.sum()),
         seed=int(seed),
+        batch_key=batch_key or "",
+        split_key=split_key or "",
         from_reference=ref_state is not None,
     )
     msg = "prepared %d cells (%d for fitting): RNA %d PCs of %d genes, ADT %d dims"
@@ -259,6 +308,26 @@ def _compute(
         "train": train,
         "state": {"rna": rna_state, "adt": adt_state, "params": params},
     }
+
+
+def _training_cells(mdata, n, train_size, split_key, seed, batches, ref_state) -> np.ndarray:
+    """Which cells the preprocessing is fitted on: a drawn split (within each batch), the
+    user's split column, or every cell."""
+    if ref_state is not None:
+        if train_size is not None or split_key is not None:
+            raise ValueError(
+                "train_size and split_key cannot be combined with reference= (nothing is fitted)."
+            )
+        return np.ones(n, dtype=bool)
+    if split_key is not None:
+        if train_size is not None:
+            raise ValueError(
+                "Pass either train_size (draw a split) or split_key (use a split column), not both."
+            )
+        return read_split(mdata, split_key)
+    if train_size is None:
+        return np.ones(n, dtype=bool)
+    return split_cells(n, train_size, seed, None if batches is None else batches.codes)
 
 
 def _reference_state(reference) -> dict[str, Any]:
@@ -285,7 +354,9 @@ def _reference_state(reference) -> dict[str, Any]:
     return reference
 
 
-def _adt_clr(adt_ad, counts, train, ref_state, clr_axis, n_pcs, seed, adt: str, isotypes):
+def _adt_clr(
+    adt_ad, counts, train, ref_state, clr_axis, n_pcs, seed, adt: str, isotypes, batches=None
+):
     """CLR of the ADT counts (every protein) and the ADT fit on the proteins the model uses
     (isotype controls left out): learned on training cells, or the reference's."""
     if ref_state is not None:
@@ -303,7 +374,7 @@ def _adt_clr(adt_ad, counts, train, ref_state, clr_axis, n_pcs, seed, adt: str, 
             stacklevel=4,
         )
     clr, logmean = clr_transform(counts, clr_axis, train, None, ~mask)
-    state = fit_adt(clr[:, ~mask], train, n_pcs, seed, adt)
+    state = fit_adt(clr[:, ~mask], train, n_pcs, seed, adt, batches)
     state["clr_axis"] = int(clr_axis)
     if logmean is not None:
         state["clr_logmean"] = logmean

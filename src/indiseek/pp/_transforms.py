@@ -9,8 +9,12 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from ._batches import group_means
+
 if TYPE_CHECKING:
     from anndata import AnnData
+
+    from ._batches import Batches
 
 DEFAULT_N_PCS = 200  # the paper's; θ suite in benchmarks/README.md
 MIN_DEFAULT_PCS, CELLS_PER_PC = 50, 25
@@ -63,19 +67,36 @@ def lognormalise(counts) -> Any:
 FIT_MAX_CELLS = 200_000
 
 
-def _chunked_moments(counts, cells: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _chunked_moments(
+    counts, cells: np.ndarray, cols: np.ndarray, groups: np.ndarray | None = None, n_groups: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean and sample standard deviation of the log-normalised genes ``cols`` over the rows
-    ``cells``, chunk by chunk (the training cells are never copied out at once)."""
+    ``cells``, chunk by chunk (the training cells are never copied out at once).
+
+    With ``groups`` (a group code for each of ``cells``): the means of each group
+    (``n_groups`` × genes, NaN for an empty group) and the pooled within-group standard
+    deviation.
+    """
     n = len(cells)
-    total = np.zeros(len(cols))
+    codes = np.zeros(n, dtype=np.int64) if groups is None else np.asarray(groups)
+    total = np.zeros((n_groups, len(cols)))
     sq = np.zeros(len(cols))
     for rows in chunks(n):
         block = dense(lognormalise(counts[cells[rows]])[:, cols]).astype(np.float64)
-        total += block.sum(axis=0)
+        if groups is None:
+            total[0] += block.sum(axis=0)
+        else:
+            for g in np.unique(codes[rows]):
+                total[g] += block[codes[rows] == g].sum(axis=0)
         sq += (block**2).sum(axis=0)
-    mean = total / n
-    var = np.maximum(sq - n * mean**2, 0) / max(n - 1, 1)
-    return mean.astype(np.float32), np.sqrt(var).astype(np.float32)
+    size = np.bincount(codes, minlength=n_groups).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / size[:, None]
+    present = size > 0
+    within = sq - (size[present, None] * mean[present] ** 2).sum(axis=0)
+    var = np.maximum(within, 0) / max(n - int(present.sum()), 1)
+    std = np.sqrt(var).astype(np.float32)
+    return (mean[0] if groups is None else mean).astype(np.float32), std
 
 
 def max_pcs(n_train: int, n_features: int) -> int:
@@ -91,7 +112,14 @@ def fit_rna(
     scale_max: float,
     seed: int,
     modality: str,
+    batches: Batches | None = None,
 ) -> dict[str, Any]:
+    """Variable genes, gene means and scales, and PCA loadings, from the training cells.
+
+    With ``batches`` (the training batches coded first, see :func:`.read_batches`), variable
+    genes are selected across batches (scanpy's ``batch_key``), each batch has its own gene
+    means (``state["mean"]``: batches × genes) and the scale is pooled within batches.
+    """
     import anndata as ad
     import scanpy as sc
 
@@ -102,20 +130,33 @@ def fit_rna(
         rng = np.random.default_rng(seed)
         fit_idx = train_idx[np.sort(rng.choice(n_train, FIT_MAX_CELLS, replace=False))]
     tr = ad.AnnData(lognormalise(counts[fit_idx]), var=pd.DataFrame(index=genes))
+    codes = None if batches is None else batches.codes
+    n_seen = 0 if codes is None else int(codes[train_idx].max()) + 1
     if n_top_genes >= len(genes):
         hvg = np.ones(len(genes), dtype=bool)
     else:
-        sc.pp.highly_variable_genes(tr, n_top_genes=n_top_genes, flavor="seurat")
+        by_batch = {}
+        if codes is not None and n_seen > 1:
+            tr.obs["batch"] = pd.Categorical(codes[fit_idx].astype(str))
+            by_batch["batch_key"] = "batch"
+        sc.pp.highly_variable_genes(tr, n_top_genes=n_top_genes, flavor="seurat", **by_batch)
         hvg = tr.var["highly_variable"].to_numpy()
     cols = np.flatnonzero(hvg)
     xs = dense(tr.X[:, cols])
-    if n_train <= FIT_MAX_CELLS:
+    if n_train > FIT_MAX_CELLS:  # the genes' means and scales still come from every training cell
+        groups = None if codes is None else codes[train_idx]
+        mean, std = _chunked_moments(counts, train_idx, cols, groups, max(n_seen, 1))
+    elif codes is None:
         mean = xs.mean(axis=0)
         std = xs.std(axis=0, ddof=1)
-    else:  # the genes' means and scales still come from every training cell
-        mean, std = _chunked_moments(counts, train_idx, cols)
+    else:
+        mean = group_means(xs, codes[fit_idx], n_seen).astype(np.float32)
+        resid = xs - mean[codes[fit_idx]]
+        std = np.sqrt((resid.astype(np.float64) ** 2).sum(axis=0) / max(n_train - n_seen, 1))
+        std = std.astype(np.float32)
     std[std == 0] = 1.0
-    xs = _scaled(xs, mean, std, scale_max)
+    row_mean = mean if codes is None else mean[codes[fit_idx]]
+    xs = _scaled(xs, row_mean, std, scale_max)
     allowed = max_pcs(n_train, int(hvg.sum()))
     if n_pcs is None:
         n_pcs = min(default_n_pcs(n_train), allowed)
@@ -138,8 +179,14 @@ def fit_rna(
     }
 
 
-def apply_rna(counts, genes: pd.Index, state: dict[str, Any], modality: str) -> np.ndarray:
-    """RNA inputs of any cells: log-normalised, scaled and projected, chunk by chunk."""
+def apply_rna(
+    counts, genes: pd.Index, state: dict[str, Any], modality: str, batches: Batches | None = None
+) -> np.ndarray:
+    """RNA inputs of any cells: log-normalised, scaled and projected, chunk by chunk.
+
+    A fit with batches needs ``batches`` (coded with the fit's batches first); cells of a batch
+    the fit has no means for are centred on their own batch's means.
+    """
     idx = genes.get_indexer(pd.Index(state["genes"]))
     if (idx < 0).any():
         missing = np.asarray(state["genes"])[idx < 0]
@@ -147,11 +194,22 @@ def apply_rna(counts, genes: pd.Index, state: dict[str, Any], modality: str) -> 
             f"Modality {modality!r} lacks {len(missing)} of the {len(idx)} variable genes the "
             f"preprocessing was fitted on (e.g. {list(missing[:5])})."
         )
-    out = np.empty((counts.shape[0], int(state["n_pcs"])), dtype=np.float32)
+    n = counts.shape[0]
+    out = np.empty((n, int(state["n_pcs"])), dtype=np.float32)
     loadings = np.asarray(state["loadings"], dtype=np.float64)
-    for rows in chunks(counts.shape[0]):
-        scale = state["mean"], state["std"], state["scale_max"]
-        xs = _scaled(lognormalise(counts[rows])[:, idx], *scale)
+    mean = np.asarray(state["mean"], dtype=np.float32)
+    if mean.ndim == 2:
+        codes = batches.codes
+        extra = [
+            _chunked_moments(counts, np.flatnonzero(codes == b), idx)[0]
+            if (codes == b).any()
+            else np.zeros(len(idx), np.float32)
+            for b in range(len(mean), batches.n)
+        ]
+        mean = np.vstack([mean, *extra]) if extra else mean
+    for rows in chunks(n):
+        row_mean = mean if mean.ndim == 1 else mean[batches.codes[rows]]
+        xs = _scaled(lognormalise(counts[rows])[:, idx], row_mean, state["std"], state["scale_max"])
         # float64 projection: a cell's PCs do not depend on the other cells in the matrix
         centred = xs.astype(np.float64) - np.asarray(state["pca_mean"], dtype=np.float64)
         out[rows] = centred @ loadings
@@ -193,8 +251,23 @@ def clr_transform(
     return np.log1p(x / np.exp(logmean)).astype(np.float32), logmean.astype(np.float32)
 
 
-def fit_adt(clr: np.ndarray, train: np.ndarray, n_pcs, seed: int, modality: str) -> dict[str, Any]:
-    mean = clr[train].mean(axis=0)
+def fit_adt(
+    clr: np.ndarray,
+    train: np.ndarray,
+    n_pcs,
+    seed: int,
+    modality: str,
+    batches: Batches | None = None,
+) -> dict[str, Any]:
+    """Protein means (per batch with ``batches``) and optionally PCA loadings, from training
+    cells."""
+    if batches is None:
+        mean = clr[train].mean(axis=0)
+        centred = clr[train] - mean
+    else:
+        codes = batches.codes[train]
+        mean = group_means(clr[train], codes, int(codes.max()) + 1)
+        centred = clr[train] - mean[codes].astype(np.float32)
     state: dict[str, Any] = {"mean": mean.astype(np.float32), "n_pcs": 0}
     if n_pcs is None:
         return state
@@ -209,14 +282,20 @@ def fit_adt(clr: np.ndarray, train: np.ndarray, n_pcs, seed: int, modality: str)
         )
     from sklearn.decomposition import PCA
 
-    pca = PCA(n_components=int(n_pcs), svd_solver="full", random_state=seed).fit(clr[train] - mean)
+    pca = PCA(n_components=int(n_pcs), svd_solver="full", random_state=seed).fit(centred)
     state["loadings"] = pca.components_.T.astype(np.float32)
     state["n_pcs"] = int(n_pcs)
     return state
 
 
-def apply_adt(clr: np.ndarray, state: dict[str, Any]) -> np.ndarray:
-    out = clr - state["mean"]
+def apply_adt(clr: np.ndarray, state: dict[str, Any], batches: Batches | None = None) -> np.ndarray:
+    """ADT inputs: centred CLR values (per batch for a fit with batches; a batch the fit has no
+    means for on its own cells' means), or their PCs."""
+    mean = np.asarray(state["mean"], dtype=np.float32)
+    if mean.ndim == 2:
+        extra = group_means(clr, batches.codes, batches.n)[len(mean) :]
+        mean = np.vstack([mean, np.nan_to_num(extra).astype(np.float32)])[batches.codes]
+    out = clr - mean
     if state.get("n_pcs", 0):
         out = out.astype(np.float64) @ np.asarray(state["loadings"], dtype=np.float64)
     return out.astype(np.float32)

@@ -132,15 +132,35 @@ def theta_members(
 RESERVED = {"prepare", "setup", "model", "embeddings", "umap", "theta"}
 
 
-def _ensemble_members(mdata: MuData, rna_key: str, adt_key: str) -> int:
-    """Members side by side in Z keys that ``write_obsm`` wrote, as it recorded them."""
+def _written(mdata: MuData, rna_key: str, adt_key: str) -> dict:
+    """What ``write_obsm`` recorded for the embeddings whose Z keys these are (``{}``: none)."""
     written = dict(mdata.uns.get(K.UNS, {}).get("embeddings", {}))
     if K.OBSM_ALL not in written and "model" in mdata.uns.get(K.UNS, {}):
         written[K.OBSM_ALL] = mdata.uns[K.UNS]["model"]  # written by indiseek < 0.3
     for key_added, info in written.items():
         keys = K.embedding_keys(key_added)
-        if (rna_key, adt_key) != (keys["Z_rna"], keys["Z_adt"]):
-            continue
+        if (rna_key, adt_key) == (keys["Z_rna"], keys["Z_adt"]):
+            return dict(info)
+    return {}
+
+
+def _crossfit_folds(mdata: MuData, rna_key: str, adt_key: str, members: int) -> np.ndarray | None:
+    """Each cell's cross-fitting fold (−1: held out from every member) when the embeddings were
+    written by a model trained with ``cross_fit=True``; else ``None``."""
+    fold_key = _written(mdata, rna_key, adt_key).get("fold_key")
+    if not fold_key or fold_key not in mdata.obs:
+        return None
+    names = mdata.obs[fold_key].astype(str).to_numpy()
+    folds = np.full(len(names), -1, dtype=np.int64)
+    for j in range(members):
+        folds[names == f"fold{j}"] = j
+    return folds
+
+
+def _ensemble_members(mdata: MuData, rna_key: str, adt_key: str) -> int:
+    """Members side by side in Z keys that ``write_obsm`` wrote, as it recorded them."""
+    info = _written(mdata, rna_key, adt_key)
+    if info:
         n = int(info.get("n_members", 1))
         width = int(info.get("n_shared" if info.get("z_is_c") else "n_specific", 0))
         shapes = [mdata.obsm[k].shape[1] for k in (rna_key, adt_key) if k in mdata.obsm]
@@ -214,6 +234,7 @@ def theta_score(
     seed: int = 0,
     members: int | Literal["auto"] = "auto",
     combine: Literal["joint", "mean"] = "joint",
+    cross_fit: bool | Literal["auto"] = "auto",
 ) -> None:
     """Per-cell θ = log(β_RNA / β_ADT) from modality-specific embeddings.
 
@@ -271,6 +292,14 @@ def theta_score(
         ``"joint"`` (default): θ and β from one neighbour search in all members' Z side by side.
         ``"mean"``: each member's θ and β averaged (indiseek 0.1's ensemble θ), the better
         read-out with ``normalize_z=True`` on the θ suite (``benchmarks/README.md``).
+    cross_fit
+        For embeddings written by a model trained with ``train(cross_fit=True)``: score the
+        cells of fold ``j`` with member ``j`` alone (the member that never trained on them),
+        neighbours searched among the fold's cells, so every cell gets θ from a model that did
+        not see it; cells no member trained on (``"held_out"``) are scored by the whole
+        ensemble as usual. ``subset="auto"`` then means every cell. ``"auto"`` (default):
+        whenever the embeddings were written that way; ``True``: required (an error
+        otherwise); ``False``: ignore the folds.
 
     Returns
     -------
@@ -289,8 +318,18 @@ def theta_score(
     """
     check_mudata(mdata)
     _check_theta_args(k, members, pseudocount, key_added, combine)
+    if cross_fit not in ("auto", True, False):
+        raise ValueError(f"cross_fit must be 'auto', True or False, got {cross_fit!r}.")
     if members == "auto":
         members = _ensemble_members(mdata, rna_key, adt_key)
+    folds = None if cross_fit is False else _crossfit_folds(mdata, rna_key, adt_key, members)
+    if cross_fit is True and folds is None:
+        raise ValueError(
+            f"cross_fit=True, but {rna_key!r} / {adt_key!r} were not written by a model trained "
+            "with train(cross_fit=True) (no fold column recorded for them)."
+        )
+    if folds is not None and isinstance(subset, str) and subset == "auto":
+        subset = None  # every cell has a member that never saw it
     z_rna = get_obsm(mdata, rna_key)
     z_adt = get_obsm(mdata, adt_key)
     labels = find_labels(mdata, label_key)
@@ -298,41 +337,51 @@ def theta_score(
     n = int(mask.sum())
     if n < 2:
         raise ValueError(f"θ needs at least 2 labelled cells; found {n} (label {label_key!r}).")
-    if k >= n:
-        warnings.warn(
-            f"k={k} is not smaller than the {n} scored cells; using k={n - 1}.", stacklevel=2
-        )
-        k = n - 1
-    eps = 1.0 / (2 * k) if pseudocount is None else float(pseudocount)
-    if eps <= 0:
-        raise ValueError(f"pseudocount must be > 0, got {pseudocount!r}.")
-    lab = labels.to_numpy()[mask]
-    # θ from the whole ensemble (one neighbour search over all members' Z side by side), and
-    # each member's own θ for the interval
-    per_member = theta_members(
-        z_rna[mask], z_adt[mask], lab, members, k=k, pseudocount=eps, method=method, seed=seed
-    )[0]
-    if combine == "joint":
-        theta, beta_rna, beta_adt = theta_arrays(
-            z_rna[mask], z_adt[mask], lab, k, eps, method, seed
-        )
-    else:
-        theta, beta_rna, beta_adt = theta_arrays(
-            z_rna[mask], z_adt[mask], lab, k, eps, method, seed, members=members
-        )
+    lab_all = labels.to_numpy()
+    groups = [(mask, None)] if folds is None else [(mask & (folds == -1), None)]
+    if folds is not None:
+        groups += [(mask & (folds == j), j) for j in range(members)]
+    theta, beta_rna, beta_adt = (np.full(mdata.n_obs, np.nan) for _ in range(3))
+    per_member = np.full((mdata.n_obs, members), np.nan)
+    k_used = k
+    for cells, member in groups:
+        m = int(cells.sum())
+        if m < 2:
+            continue
+        k_g = k
+        if k >= m:
+            warnings.warn(
+                f"k={k} is not smaller than the {m} scored cells"
+                f"{'' if member is None else f' of fold {member}'}; using k={m - 1}.",
+                stacklevel=2,
+            )
+            k_g = m - 1
+        k_used = min(k_used, k_g)
+        eps = 1.0 / (2 * k_g) if pseudocount is None else float(pseudocount)
+        zr, za = z_rna[cells], z_adt[cells]
+        if member is not None:  # the one member that never trained on these cells
+            zr = np.split(zr, members, axis=1)[member]
+            za = np.split(za, members, axis=1)[member]
+        n_blocks = members if member is None else 1
+        lab = lab_all[cells]
+        own = theta_members(zr, za, lab, n_blocks, k=k_g, pseudocount=eps, method=method, seed=seed)
+        joint = combine == "joint" or member is not None
+        t, br, ba = theta_arrays(zr, za, lab, k_g, eps, method, seed, 1 if joint else n_blocks)
+        theta[cells], beta_rna[cells], beta_adt[cells] = t, br, ba
+        if member is None:
+            per_member[cells] = own[0]
+        else:
+            per_member[np.flatnonzero(cells), member] = own[0][:, 0]
+    eps = 1.0 / (2 * k_used) if pseudocount is None else float(pseudocount)
     keys = K.theta_keys(key_added)
     columns = {key_added: theta, keys["beta_rna"]: beta_rna, keys["beta_adt"]: beta_adt}
     for key, values in columns.items():
-        full = np.full(mdata.n_obs, np.nan)
-        full[mask] = values
-        mdata.obs[key] = full
-    full = np.full((mdata.n_obs, members), np.nan)
-    full[mask] = per_member
-    mdata.obsm[keys["members"]] = full
+        mdata.obs[key] = values
+    mdata.obsm[keys["members"]] = per_member
     uns_key = "theta" if key_added == K.THETA else key_added
     mdata.uns.setdefault(K.UNS, {})[uns_key] = {
         "label_key": label_key,
-        "k": int(k),
+        "k": int(k_used),
         "pseudocount": eps,
         "rna_key": rna_key,
         "adt_key": adt_key,
@@ -340,4 +389,5 @@ def theta_score(
         "key_added": key_added,
         "members": int(members),
         "combine": combine,
+        "cross_fit": folds is not None,
     }

@@ -1,0 +1,94 @@
+"""Batches (donors, lanes, sites) in preprocessing: which batch each cell is from, and the
+per-batch means that :func:`indiseek.pp.prepare` removes from the model inputs."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from .._validate import find_labels
+
+if TYPE_CHECKING:
+    from mudata import MuData
+
+
+@dataclass(frozen=True)
+class Batches:
+    """Each cell's batch: ``codes`` index ``names`` (the training fit's batches first)."""
+
+    key: str
+    names: np.ndarray
+    codes: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.names)
+
+
+def read_batches(mdata: MuData, batch_key: str, known: np.ndarray | None = None) -> Batches:
+    """The batch column ``batch_key`` of ``mdata.obs`` (or a modality's ``.obs``), checked.
+
+    ``known``: batch names of a training fit; they keep their codes, batches it lacks are
+    appended after them.
+    """
+    if not isinstance(batch_key, str) or not batch_key:
+        raise TypeError(f"batch_key must be a column name of mdata.obs, got {batch_key!r}.")
+    try:
+        column = find_labels(mdata, batch_key)
+    except KeyError as err:
+        raise KeyError(
+            f"batch_key={batch_key!r} is not a column of mdata.obs or of a modality's .obs "
+            f"(mdata.obs has {list(mdata.obs.columns)})."
+        ) from err
+    missing = column.isna().to_numpy()
+    if missing.any():
+        raise ValueError(
+            f"mdata.obs[{batch_key!r}] has no batch for {int(missing.sum())} of {len(column)} "
+            f"cells (e.g. {list(column.index[missing][:3])}); every cell needs one."
+        )
+    values = column.astype(str).to_numpy()
+    names = list(np.asarray(known, dtype=str)) if known is not None else []
+    new = [b for b in pd.unique(values) if b not in set(names)]
+    names = np.asarray(names + sorted(new), dtype=str)
+    codes = pd.Index(names).get_indexer(values)
+    return Batches(batch_key, names, codes.astype(np.int64))
+
+
+def check_training_batches(batches: Batches, train: np.ndarray) -> np.ndarray:
+    """Training cells per batch; a batch with a single training cell is an error (its mean
+    would be that cell)."""
+    counts = np.bincount(batches.codes[train], minlength=batches.n)
+    lonely = batches.names[counts == 1]
+    if len(lonely):
+        raise ValueError(
+            f"Batch(es) {[str(b) for b in lonely]} of mdata.obs[{batches.key!r}] have a single training cell; "
+            "each batch needs at least 2 (or none: then it is centred on its own cells)."
+        )
+    return counts
+
+
+def group_means(x: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
+    """Mean of the rows of ``x`` in each group ``0..n-1`` (float64; NaN for an empty group)."""
+    sums = np.zeros((n, x.shape[1]))
+    for g in np.unique(codes):
+        sums[g] = np.asarray(x[codes == g], dtype=np.float64).sum(axis=0)
+    counts = np.bincount(codes, minlength=n).astype(np.float64)[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / counts
+
+
+def warn_unseen(batches: Batches, seen: int, modality: str, stacklevel: int = 5) -> None:
+    """Batches without training cells are centred on their own cells: say which."""
+    unseen = batches.names[seen:]
+    present = unseen[np.isin(np.arange(seen, batches.n), batches.codes)]
+    if len(present):
+        warnings.warn(
+            f"pp.prepare: batch(es) {[str(b) for b in present]} of mdata.obs[{batches.key!r}] have no "
+            f"training cells; their {modality} inputs are centred on their own cells' means.",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
