@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 import indiseek as isk
+import indiseek.pp._local as local_correction
 
 KEYS = [f"X_indiseek_{k}" for k in ("C_rna", "C_adt", "Z_rna", "Z_adt")]
 
@@ -62,10 +63,12 @@ def run(args, config: str) -> dict:
     isk.tl.theta_score(mdata, "celltype.l2")
     row = {
         "config": config,
+        "tag": args.tag,
         "n_cells": args.n_cells,
         "data_seed": args.data_seed,
         "seed": args.seed,
         "donor_sizes": [args.shared, args.rna, args.adt],
+        "batch_neighbors": local_correction.BATCH_NEIGHBORS,
         "rho": rho(mdata),
         "scored": int(mdata.obs["indiseek_theta"].notna().sum()),
     }
@@ -91,7 +94,13 @@ def main() -> None:
     ap.add_argument("--adt", type=float, default=0.5)
     ap.add_argument("--configs", default="no_donors,no_batch_key,batch_key", help="comma-separated")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--tag", default="", help="recorded in every row (e.g. the code version)")
+    ap.add_argument(
+        "--batch-neighbors", type=int, default=None, help="pp._local.BATCH_NEIGHBORS (default 50)"
+    )
     args = ap.parse_args()
+    if args.batch_neighbors is not None:
+        local_correction.BATCH_NEIGHBORS = args.batch_neighbors
     for config in args.configs.split(","):
         row = run(args, config)
         print(json.dumps(row), flush=True)

@@ -103,8 +103,11 @@ class SpecificBranch(nn.Module):
         n_c_critic: int | None = None,
         normalize_z: bool = True,
         logvar_bound: float = 6.0,
+        n_covariates: int = 0,
     ) -> None:
         super().__init__()
+        #: trailing columns of C that are one-hot batches
+        self.n_covariates = int(n_covariates)
         enc = mlp(n_x, n_z, n_hidden, n_layers)
         if normalize_z:
             enc.append(nn.BatchNorm1d(n_z, affine=False))
@@ -188,6 +191,7 @@ class IndiSeekModule(nn.Module):
                     n_layers,
                     n_c_critic=n_c if critics else None,
                     normalize_z=normalize_z,
+                    n_covariates=n_covariates,
                 )
 
     def other(self, name: str) -> str:

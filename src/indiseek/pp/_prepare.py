@@ -21,6 +21,7 @@ from .._validate import (
 )
 from ._batches import check_training_batches, read_batches, warn_unseen
 from ._isotypes import isotype_mask
+from ._local import apply_local, fit_local
 from ._split import read_split, split_cells
 from ._transforms import (
     apply_adt,
@@ -284,6 +285,19 @@ def _compute(
         adt_ad, adt_counts, train, ref_state, adt_clr_axis, adt_n_pcs, seed, adt, isotypes, batches
     )
     adt_x = apply_adt(clr[:, ~isotype], adt_state, batches)
+    local_state = None
+    if batches is not None:  # type-specific batch offsets, from the training cells' neighbours
+        inputs = {"rna": rna_x, "adt": adt_x}
+        if ref_state is None:
+            local_state = fit_local(inputs, batches.codes, train, len(known), seed)
+        else:
+            local_state = ref_state["local"]
+        for role, x in inputs.items():
+            ref = np.asarray(local_state[role])
+            codes = np.asarray(local_state["codes"])
+            k = int(local_state["k"])
+            inputs[role] = apply_local(x, batches.codes, ref, codes, k, seed)
+        rna_x, adt_x = inputs["rna"], inputs["adt"]
     params = dict(rna=rna, adt=adt, rna_layer=rna_layer or "", adt_layer=adt_layer or "")
     params.update(
         n_pcs=int(rna_state["n_pcs"]),
@@ -306,7 +320,12 @@ def _compute(
         "clr": clr,
         "isotype": isotype,
         "train": train,
-        "state": {"rna": rna_state, "adt": adt_state, "params": params},
+        "state": {
+            "rna": rna_state,
+            "adt": adt_state,
+            "params": params,
+            **({"local": local_state} if local_state is not None else {}),
+        },
     }
 
 
