@@ -96,7 +96,7 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     ap.add_argument("--tag", default="", help="recorded in every row (e.g. the code version)")
     ap.add_argument(
-        "--batch-neighbors", type=int, default=None, help="pp._local.BATCH_NEIGHBORS (default 50)"
+        "--batch-neighbors", type=int, default=None, help="pp._local.BATCH_NEIGHBORS (default 100)"
     )
     args = ap.parse_args()
     if args.batch_neighbors is not None:

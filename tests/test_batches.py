@@ -222,3 +222,70 @@ def test_same_seed_same_representations_with_batches(prepared):
             model.train(max_epochs=2, progress_bar=False)
         reps.append(model.get_representations()["Z_rna"])
     np.testing.assert_array_equal(reps[0], reps[1])
+
+
+def test_prepare_warns_before_dropping_a_split_it_did_not_draw():
+    mdata = _donor_data(300)
+    isk.pp.split_by_group(mdata, "donor", test=["donor2"])
+    with pytest.warns(UserWarning, match="removed mdata.obs"):
+        isk.pp.prepare(mdata, n_pcs=10)
+    assert "indiseek_split" not in mdata.obs
+
+
+def test_split_key_is_carried_to_setup_and_theta():
+    mdata = _donor_data(600)
+    isk.pp.split_by_group(mdata, "donor", test=["donor2"], key_added="by_donor")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        isk.pp.prepare(mdata, batch_key="donor", split_key="by_donor", n_pcs=10)
+    with pytest.raises(ValueError, match="pass split_key='by_donor'"):
+        isk.IndiSeek.setup_mudata(mdata, split_key="indiseek_split")
+    isk.IndiSeek.setup_mudata(mdata)
+    model = isk.IndiSeek(mdata, n_members=2)
+    # the held-out donor has no covariate column of its own
+    assert model.params["n_covariates"] == 2
+    assert list(model.batch_names) == ["donor0", "donor1"]
+    model.train(max_epochs=1, progress_bar=False)
+    model.write_obsm(mdata)
+    isk.tl.theta_score(mdata, "celltype.l2")  # subset="auto": the held-out donor
+    scored = mdata.obs["indiseek_theta"].notna()
+    assert set(mdata.obs.loc[scored, "donor"]) == {"donor2"}
+
+
+def test_a_handful_of_cells_from_a_new_batch_keeps_its_biology(prepared):
+    few = _donor_data()[:3].copy()
+    few.obs["donor"] = "donor_new"
+    with pytest.warns(UserWarning, match="fewer than 20 cells"):
+        isk.pp.prepare(few, reference=prepared)
+    adt = few.mod["adt"].obsm["X_indiseek_adt"]
+    state = prepared.uns["indiseek"]["prepare"]["adt"]
+    clr = few.mod["adt"].layers["indiseek_clr"]
+    np.testing.assert_allclose(adt, clr - state["mean"].mean(axis=0), atol=1e-5)
+
+
+def test_grouped_split_never_leaves_a_group_one_training_cell():
+    groups = np.array([0, 0, 1, 1, 1, 1, 2])
+    train = isk.pp.split_cells(7, 0.5, seed=0, groups=groups)
+    per_group = np.bincount(groups[train], minlength=3)
+    assert per_group[0] == 2 and per_group[1] == 2 and per_group[2] == 0
+
+
+def test_cross_fit_refusals_and_recorded_k(tmp_path):
+    mdata = _donor_data(90)
+    isk.pp.prepare(mdata, batch_key="donor", n_pcs=10)
+    isk.IndiSeek.setup_mudata(mdata)
+    model = isk.IndiSeek(mdata)
+    model.train(max_epochs=1, cross_fit=True, progress_bar=False)
+    with pytest.raises(ValueError, match="clip_from"):
+        isk.IndiSeek(mdata).train(max_epochs=1, cross_fit=True, clip_from=model)
+    model.write_obsm(mdata)
+    with pytest.raises(ValueError, match="cross-fitted ensemble of 3 members"):
+        isk.tl.theta_score(mdata, "celltype.l2", members=1)
+    with pytest.warns(UserWarning, match="smallest fold; using k=29"):
+        isk.tl.theta_score(mdata, "celltype.l2", k=40)
+    assert mdata.uns["indiseek"]["theta"]["k"] == 29
+    assert mdata.uns["indiseek"]["theta"]["pseudocount"] == 1 / 58
+    # saved without inputs, loaded without data, saved again: the folds stay
+    model.save(tmp_path / "a", save_inputs=False)
+    isk.IndiSeek.load(tmp_path / "a").save(tmp_path / "b")
+    np.testing.assert_array_equal(isk.IndiSeek.load(tmp_path / "b").folds, model.folds)

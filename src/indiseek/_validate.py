@@ -247,3 +247,15 @@ def _in_mudata_order(mdata: MuData, mod: str, key: str) -> np.ndarray:
             f"{mod}:{key} has no row for them; subset the MuData to the modality's cells first."
         )
     return x[idx]
+
+
+def split_column(mdata: MuData, split_key: str | None = None) -> str:
+    """The train/test column: ``split_key``, else the one ``setup_mudata`` recorded, else the
+    one ``pp.prepare`` was given, else ``"indiseek_split"``."""
+    if split_key is not None:
+        return split_key
+    uns = mdata.uns.get("indiseek", {})
+    recorded = uns.get("setup", {}).get("split_key") or uns.get("prepare", {}).get(
+        "params", {}
+    ).get("split_key")
+    return str(recorded) if recorded else "indiseek_split"

@@ -145,10 +145,12 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
         # training needs is captured here.
         self._train_inputs = self.registry.inputs(mdata)
         self._train_cells = self.registry.train_mask(mdata, len(self._train_inputs["rna"]))
-        self._batches = self.registry.batch_codes(mdata)
         if not isinstance(batch_covariate, bool | np.bool_):
             raise ValueError(f"batch_covariate must be True or False, got {batch_covariate!r}.")
-        self.batch_names = self.registry.batch_names(mdata)
+        # batches with training cells, coded first: a batch the model never trained on (a
+        # held-out donor) gets no covariate column of its own (zeros, as for new batches)
+        self.batch_names = self.registry.batch_names(mdata, self._train_cells)
+        self._batches = self.registry.batch_codes(mdata, self.batch_names)
         n_covariates = 0
         if batch_covariate and self.batch_names is not None and len(self.batch_names) > 1:
             n_covariates = len(self.batch_names)
@@ -212,11 +214,11 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
             :func:`indiseek.pp.prepare`, else ``"indiseek_split"`` (the split it draws).
         batch_key
             ``mdata.obs`` column of batches (donors). ``None``: the ``batch_key`` given to
-            :func:`indiseek.pp.prepare`, if any. The batch correction itself happens there (each
-            batch's inputs centred on its own means, so the model needs no batch covariate);
-            the model uses the batches to deal cross-fitting folds evenly
-            (``train(cross_fit=True)``). A ``batch_key`` that ``pp.prepare`` did not use is an
-            error: the inputs would still carry the batches.
+            :func:`indiseek.pp.prepare`, if any. The inputs are corrected there; the model adds
+            each cell's batch to step 2 (``IndiSeek(batch_covariate=True)``) and deals
+            cross-fitting folds evenly within batches (``train(cross_fit=True)``). A
+            ``batch_key`` that ``pp.prepare`` did not use is an error: the inputs would still
+            carry the batches.
 
         Returns
         -------
@@ -227,8 +229,18 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
         >>> isk.IndiSeek.setup_mudata(mdata, rna="rna", adt="adt")  # doctest: +SKIP
         """
         prep = dict(mdata.uns.get(K.UNS, {}).get("prepare", {}).get("params", {}))
+        for name, value in (("split_key", split_key), ("batch_key", batch_key)):
+            if value is not None and (not isinstance(value, str) or not value):
+                raise TypeError(f"{name} must be a column name or None, got {value!r}.")
+        prepared_split = str(prep.get("split_key") or "")
         if split_key is None:
-            split_key = str(prep.get("split_key") or K.SPLIT)
+            split_key = prepared_split or K.SPLIT
+        elif prepared_split and split_key != prepared_split:
+            raise ValueError(
+                f"split_key={split_key!r}, but pp.prepare fitted on the split in "
+                f"mdata.obs[{prepared_split!r}]; pass split_key={prepared_split!r} (or leave it "
+                "None) so that the model trains on the cells the preprocessing was fitted on."
+            )
         prepared_with = str(prep.get("batch_key") or "")
         if batch_key is None:
             batch_key = prepared_with
@@ -339,9 +351,12 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
             ``n_members`` folds (evenly within each batch) and member ``j`` trains on every
             fold but ``j``. :func:`indiseek.tl.theta_score` then scores each cell with the
             member that never saw it, among the cells of its fold, so every cell gets an
-            honest θ without a 50/50 split (prepare without ``train_size``). Each member
-            trains on (n_members − 1)/n_members of the cells. Needs ``n_members >= 2``. The
-            folds are in ``model.folds`` and :meth:`write_obsm` writes them to
+            honest θ without a 50/50 split (prepare without ``train_size``; the unsupervised
+            preprocessing is then fitted on every cell). Each member trains on
+            (n_members − 1)/n_members of the cells. Needs ``n_members >= 2``; cannot reuse
+            ``clip_from``. With a split, the folds divide the training cells. Folds differ in
+            size by a cell, so on a GPU the members then train one after another. The folds
+            are in ``model.folds`` and :meth:`write_obsm` writes them to
             ``mdata.obs["indiseek_fold"]``.
         progress_bar
             Show progress bars (silence with ``False``).
@@ -367,6 +382,11 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
         self._check_train_args(clip_epochs, n_jobs, validation_size, early_stopping)
         if not isinstance(cross_fit, bool | np.bool_):
             raise ValueError(f"cross_fit must be True or False, got {cross_fit!r}.")
+        if cross_fit and clip_from is not None:
+            raise ValueError(
+                "cross_fit=True cannot reuse clip_from's step 1: its CLIP encoders trained on "
+                "every fold, so no member would be blind to its own fold."
+            )
         if cross_fit and self.n_members < 2:
             raise ValueError(
                 "cross_fit=True needs n_members >= 2 (member j leaves out fold j); build the "

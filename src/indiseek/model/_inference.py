@@ -352,7 +352,9 @@ class RepresentationMixin:
         default key, indiseek 0.1's ``X_indiseek_Z_*_members``. A model trained with
         ``cross_fit=True`` also writes each cell's fold to ``mdata.obs["indiseek_fold"]``
         (``<key_added>_fold``; ``"held_out"`` for cells no member trained on), which
-        :func:`indiseek.tl.theta_score` uses to score every cell with the member that never saw it.
+        :func:`indiseek.tl.theta_score` uses to score every cell with the member that never saw it;
+        writing a model trained without cross-fitting removes a fold column left at that key
+        by an earlier one.
 
         Examples
         --------

@@ -349,7 +349,9 @@ class SaveLoadMixin:
         """The cells a loaded model describes: the saved ones, or ``mdata``'s."""
         names = None if cells is None else cells["obs_names"].astype(str)
         trained_on = None if cells is None else names[cells["train"].astype(bool)]
-        self.obs_names, self._train_inputs, self._train_cells = names, None, None
+        self.obs_names, self._train_inputs = names, None
+        # known from the file even without its inputs, so that saving again keeps them
+        self._train_cells = None if cells is None else cells["train"].astype(bool)
         self.folds = None if cells is None or "folds" not in cells else cells["folds"]
         self._batches = None if cells is None or "batches" not in cells else cells["batches"]
         if cells is not None and all(f"input_{r}" in cells for r in ROLES):
@@ -362,7 +364,10 @@ class SaveLoadMixin:
             self.folds = self.folds_of(mdata)  # matched by name, before obs_names change
         self.obs_names = np.asarray(mdata.obs_names, dtype=str)
         if self.batch_names is not None and self.registry.batch_key:
-            self._batches = self.registry.batch_codes(mdata, np.asarray(self.batch_names, str))
+            try:
+                self._batches = self.registry.batch_codes(mdata, np.asarray(self.batch_names, str))
+            except KeyError:  # needed for reconstruction only; said there when asked for
+                self._batches = None
         if trained_on is not None:
             self._train_cells = np.isin(self.obs_names, trained_on)
         elif self.registry.split_key in mdata.obs:

@@ -132,13 +132,17 @@ class Registry:
 
         return read_batches(mdata, self.batch_key, known).codes
 
-    def batch_names(self, mdata: MuData) -> np.ndarray | None:
-        """The batches of ``mdata`` in code order (``None`` without ``batch_key``)."""
+    def batch_names(self, mdata: MuData, cells: np.ndarray | None = None) -> np.ndarray | None:
+        """The batches of ``mdata`` (of the boolean mask ``cells`` only), in code order
+        (``None`` without ``batch_key``)."""
         if not self.batch_key:
             return None
         from ..pp._batches import read_batches
 
-        return read_batches(mdata, self.batch_key).names
+        batches = read_batches(mdata, self.batch_key)
+        if cells is None:
+            return batches.names
+        return batches.names[np.isin(np.arange(batches.n), batches.codes[cells])]
 
     def train_mask(self, mdata: MuData, n_cells: int) -> np.ndarray:
         """Training cells: ``obs[split_key] == "train"``, or every cell without a split."""

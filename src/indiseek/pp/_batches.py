@@ -16,6 +16,17 @@ if TYPE_CHECKING:
     from mudata import MuData
 
 
+#: A batch without training cells is centred on its own cells only when it has this many; a
+#: smaller one (a handful of new cells) would lose its own biology to its mean, so it is centred
+#: on the average of the training batches' means instead.
+MIN_OWN_CELLS = 20
+
+
+def own_means_ok(codes: np.ndarray, b: int) -> bool:
+    """Whether batch ``b`` (without training cells) has enough cells to be its own reference."""
+    return int((codes == b).sum()) >= MIN_OWN_CELLS
+
+
 @dataclass(frozen=True)
 class Batches:
     """Each cell's batch: ``codes`` index ``names`` (the training fit's batches first)."""
@@ -83,12 +94,22 @@ def group_means(x: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
 
 def warn_unseen(batches: Batches, seen: int, modality: str, stacklevel: int = 5) -> None:
     """Batches without training cells are centred on their own cells: say which."""
-    unseen = batches.names[seen:]
-    present = unseen[np.isin(np.arange(seen, batches.n), batches.codes)]
-    if len(present):
+    unseen = np.arange(seen, batches.n)
+    unseen = unseen[np.isin(unseen, batches.codes)]
+    if len(unseen):
+        own = [str(batches.names[b]) for b in unseen if own_means_ok(batches.codes, b)]
+        few = [str(batches.names[b]) for b in unseen if not own_means_ok(batches.codes, b)]
+        parts = []
+        if own:
+            parts.append(f"{own} are centred on their own cells' means")
+        if few:
+            parts.append(
+                f"{few} (fewer than {MIN_OWN_CELLS} cells) on the average of the training "
+                "batches' means, without the local correction"
+            )
         warnings.warn(
-            f"pp.prepare: batch(es) {[str(b) for b in present]} of mdata.obs[{batches.key!r}] have no "
-            f"training cells; their {modality} inputs are centred on their own cells' means.",
+            f"Preprocessing: batch(es) of mdata.obs[{batches.key!r}] without training cells: "
+            f"{'; '.join(parts)} ({modality} inputs).",
             UserWarning,
             stacklevel=stacklevel,
         )

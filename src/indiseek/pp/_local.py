@@ -11,17 +11,22 @@ from typing import Any
 
 import numpy as np
 
+from ._batches import own_means_ok
 from ._transforms import chunks
 
-#: Neighbours per batch whose mean estimates where that batch puts a cell's neighbourhood.
-BATCH_NEIGHBORS = 50
+#: Neighbours per batch whose mean estimates where that batch puts a cell's neighbourhood
+#: (donor benchmark: 25, 50, 100, 200 tried; 100 left Z least able to tell the donors apart).
+BATCH_NEIGHBORS = 100
+#: ... but never more than this share of a batch's reference cells, so that in a small batch
+#: the neighbourhood stays local.
+MAX_SHARE = 0.1
 #: Leading input dimensions the neighbour search uses (the RNA PCs past these are mostly noise).
 SEARCH_DIMS = 50
 #: Training cells kept per batch as the reference (a seeded subsample above it): bounds the fit
 #: stored in ``uns`` and the neighbour searches on atlases.
-REF_MAX = 20_000
+REF_MAX = 5_000
 #: Above this many query × reference pairs the search is approximate (pynndescent).
-EXACT_MAX_PAIRS = 5e9
+EXACT_MAX_PAIRS = 1e9
 
 
 def fit_local(
@@ -57,7 +62,8 @@ def apply_local(
     n_seen = int(ref_codes.max()) + 1
     refs = {b: ref_x[ref_codes == b] for b in range(n_seen)}
     for b in np.unique(codes[codes >= n_seen]):
-        refs[int(b)] = x[codes == b]
+        if own_means_ok(codes, int(b)):  # else left without a local correction
+            refs[int(b)] = x[codes == b]
     target = np.zeros_like(x)
     own = np.full_like(x, np.nan)
     for b, r in refs.items():
@@ -68,14 +74,17 @@ def apply_local(
             target += c / n_seen
         own[codes == b] = c[codes == b]
     lonely = np.isnan(own[:, 0])
-    own[lonely] = target[lonely]  # a batch of one cell: nothing to compare with
-    return (x + target - own).astype(np.float32)
+    own[lonely] = target[lonely]  # a batch too small to compare with: left as it is
+    out = x.copy()
+    out += target
+    out -= own
+    return out
 
 
 def _centroids(x: np.ndarray, ref: np.ndarray, k: int, seed: int) -> np.ndarray:
     """Mean of each row's ``k`` nearest reference rows (by the first :data:`SEARCH_DIMS`
     dimensions), leaving out a reference row identical to it."""
-    k = min(k, len(ref) - 1)
+    k = max(1, min(k, int(MAX_SHARE * len(ref)), len(ref) - 1))
     d = min(SEARCH_DIMS, x.shape[1])
     query = np.ascontiguousarray(x[:, :d])
     index = np.ascontiguousarray(ref[:, :d])

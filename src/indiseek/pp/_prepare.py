@@ -112,17 +112,23 @@ def prepare(
         choice is applied (passing another value is an error).
     batch_key
         Column of ``mdata.obs`` naming each cell's batch (donor, lane, site). Variable genes
-        are then selected across batches (scanpy's ``highly_variable_genes(batch_key=...)``),
+        are then selected across batches (scanpy's ``highly_variable_genes(batch_key=...)``);
         each batch's RNA is centred on its own gene means (scaled with the pooled within-batch
         standard deviation) before the PCA, and each batch's ADT CLR values on its own protein
-        means: shifts that a donor adds to every cell of a modality do not reach the model,
-        which therefore needs no batch covariate. The split is drawn within each batch.
-        Means are learned from the training cells of each batch; a batch without training
-        cells (a held-out donor, or new cells with ``reference=``) is centred on its own cells'
-        means, with a warning. This assumes batches hold the same cell types in roughly similar
-        proportions: a type that only one donor has shifts that donor's mean. With
+        means; then, because what a donor adds depends on the cell type, each cell is moved by
+        the local difference between batches: the mean of its 100 nearest training cells in
+        every batch (averaged over batches) minus the mean of its 100 nearest in its own batch
+        (never more than a tenth of a batch; searched in the first 50 input dimensions). The
+        split is drawn within each batch. Everything is learned from training cells (up to
+        5,000 per batch are kept in the fit as neighbours, so new cells are corrected the same
+        way). A batch without training cells (a held-out donor, or new cells with
+        ``reference=``) is centred on its own cells, or, below 20 cells, on the average of the
+        training batches' means without the local step, with a warning. This assumes batches
+        hold the same cell types in broadly similar proportions: a type that only one donor has
+        shifts that donor's means. :meth:`indiseek.IndiSeek.setup_mudata` takes the key from
+        here and the model also gives step 2 the batch (``batch_covariate``). With
         ``reference=``, defaults to the reference's ``batch_key``. ``None`` (default): no
-        batches (0.4's preprocessing, unchanged).
+        batches (inputs exactly as without this option).
     split_key
         Column of ``mdata.obs`` holding ``"train"``/``"test"`` per cell: use this split (e.g.
         whole donors held out, see :func:`indiseek.pp.split_by_group`) instead of drawing one;
@@ -150,7 +156,9 @@ def prepare(
     - ``mdata[adt].obsm["X_indiseek_adt"]``: ADT input (centred CLR, or its PCs),
     - ``mdata.obs["indiseek_split"]`` when ``train_size`` is given (drawn within each batch
       with ``batch_key``),
-    - ``mdata.uns["indiseek"]["prepare"]``: parameters and fitted state.
+    - ``mdata.uns["indiseek"]["prepare"]``: parameters and fitted state (with ``batch_key``
+      also ``["local"]``: the training cells' inputs that serve as neighbours, at most 5,000
+      per batch).
 
     Examples
     --------
@@ -173,6 +181,13 @@ def prepare(
                 np.where(out["train"], "train", "test"), categories=["train", "test"]
             )
         elif K.SPLIT in mdata.obs:
+            warnings.warn(
+                f"pp.prepare: removed mdata.obs[{K.SPLIT!r}]: without train_size or split_key "
+                "every cell is a training cell (pass split_key='indiseek_split' to use that "
+                "split, e.g. one written by pp.split_by_group).",
+                UserWarning,
+                stacklevel=2,
+            )
             del mdata.obs[K.SPLIT]
     mdata.uns.setdefault(K.UNS, {})["prepare"] = out["state"]
 
@@ -241,9 +256,18 @@ def _compute(
         ref_state = _reference_state(reference)
         if train_size is not None:
             raise ValueError("train_size cannot be combined with reference= (nothing is fitted).")
-    if ref_state is not None and batch_key is None:
+    inherited = ref_state is not None and batch_key is None
+    if inherited:
         batch_key = ref_state.get("params", {}).get("batch_key") or None
-    batches = None if batch_key is None else read_batches(mdata, batch_key)
+    try:
+        batches = None if batch_key is None else read_batches(mdata, batch_key)
+    except KeyError as err:
+        if not inherited:
+            raise
+        raise KeyError(
+            f"The reference was prepared with batch_key={batch_key!r}: these cells need "
+            f"mdata.obs[{batch_key!r}] too (new batches are centred on their own cells)."
+        ) from err
     train = _training_cells(mdata, n, train_size, split_key, seed, batches, ref_state)
     if ref_state is None and train.sum() < 2:
         raise ValueError(f"At least 2 training cells are needed to fit; got {int(train.sum())}.")
@@ -259,11 +283,6 @@ def _compute(
             known = batches.names[per_batch > 0]
         batches = read_batches(mdata, batch_key, known)
         warn_unseen(batches, len(known), "RNA and ADT")
-    elif ref_state is not None and np.ndim(ref_state["rna"]["mean"]) == 2:
-        raise ValueError(
-            "The reference was prepared with batch_key=...; the new cells need that batch "
-            "column too."
-        )
     if ref_state is None:
         rna_state = fit_rna(
             rna_counts,

@@ -71,7 +71,10 @@ def split_cells(
     fraction = n_train / n_cells
     for g in np.unique(groups):
         members = np.flatnonzero(groups == g)
-        mask[rng.permutation(members)[: round(fraction * len(members))]] = True
+        n_g = round(fraction * len(members))
+        if n_g == 1:  # a group's statistics need 2 training cells, or none
+            n_g = 2 if len(members) >= 2 else 0
+        mask[rng.permutation(members)[:n_g]] = True
     if mask.sum() < 2:
         raise ValueError(f"train_size={train_size!r} leaves fewer than 2 training cells.")
     return mask

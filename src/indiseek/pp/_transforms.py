@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from ._batches import group_means
+from ._batches import group_means, own_means_ok
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -151,9 +151,11 @@ def fit_rna(
         std = xs.std(axis=0, ddof=1)
     else:
         mean = group_means(xs, codes[fit_idx], n_seen).astype(np.float32)
-        resid = xs - mean[codes[fit_idx]]
-        std = np.sqrt((resid.astype(np.float64) ** 2).sum(axis=0) / max(n_train - n_seen, 1))
-        std = std.astype(np.float32)
+        ss = np.zeros(xs.shape[1])
+        for rows in chunks(len(xs)):  # float64 squares, a chunk of cells at a time
+            resid = xs[rows] - mean[codes[fit_idx[rows]]]
+            ss += (resid.astype(np.float64) ** 2).sum(axis=0)
+        std = np.sqrt(ss / max(n_train - n_seen, 1)).astype(np.float32)
     std[std == 0] = 1.0
     row_mean = mean if codes is None else mean[codes[fit_idx]]
     xs = _scaled(xs, row_mean, std, scale_max)
@@ -200,10 +202,11 @@ def apply_rna(
     mean = np.asarray(state["mean"], dtype=np.float32)
     if mean.ndim == 2:
         codes = batches.codes
+        pooled = mean.mean(axis=0)
         extra = [
             _chunked_moments(counts, np.flatnonzero(codes == b), idx)[0]
-            if (codes == b).any()
-            else np.zeros(len(idx), np.float32)
+            if own_means_ok(codes, b)
+            else pooled
             for b in range(len(mean), batches.n)
         ]
         mean = np.vstack([mean, *extra]) if extra else mean
@@ -294,7 +297,10 @@ def apply_adt(clr: np.ndarray, state: dict[str, Any], batches: Batches | None = 
     mean = np.asarray(state["mean"], dtype=np.float32)
     if mean.ndim == 2:
         extra = group_means(clr, batches.codes, batches.n)[len(mean) :]
-        mean = np.vstack([mean, np.nan_to_num(extra).astype(np.float32)])[batches.codes]
+        for i, b in enumerate(range(len(mean), batches.n)):
+            if not own_means_ok(batches.codes, b):
+                extra[i] = mean.mean(axis=0)
+        mean = np.vstack([mean, extra.astype(np.float32)])[batches.codes]
     out = clr - mean
     if state.get("n_pcs", 0):
         out = out.astype(np.float64) @ np.asarray(state["loadings"], dtype=np.float64)

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .. import _keys as K
 from .._validate import find_labels
 from ._metrics import cluster_scores
 from ._ranks import rank_table
@@ -29,7 +28,7 @@ def compare_methods(
     weight_key: str | None = "rna:mod_weight",
     reference: pd.Series | dict | None = None,
     subset: str | np.ndarray | None = "auto",
-    split_key: str = K.SPLIT,
+    split_key: str | None = None,
     k: int = 10,
     min_cells: int = 10,
     cluster_embeddings: Sequence[str] = ("Z_rna", "Z_adt", "all"),
@@ -65,7 +64,8 @@ def compare_methods(
         Cells to score: ``"auto"`` (test cells when a split exists, else all), a split name,
         a boolean mask or ``None`` (all cells).
     split_key
-        Column of the train/test split that ``subset`` refers to.
+        Column of the train/test split that ``subset`` refers to (default: the one
+        ``setup_mudata`` recorded, else ``"indiseek_split"``).
     k, min_cells
         θ neighbours, and the smallest type that is ranked.
     cluster_embeddings

@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from .. import _keys as K
-from .._validate import check_mudata
+from .._validate import check_mudata, split_column
 from ._leakage import predictability
 
 if TYPE_CHECKING:
@@ -22,7 +21,7 @@ def disentanglement(
     model: Any,
     *,
     cells: Literal["test", "all"] = "test",
-    split_key: str = K.SPLIT,
+    split_key: str | None = None,
     seed: int = 0,
 ) -> pd.DataFrame:
     """How much of the other modality's shared features each Z still carries.
@@ -44,7 +43,8 @@ def disentanglement(
         after :meth:`~indiseek.IndiSeek.load`; for models saved before 0.3, cells with
         ``mdata.obs[split_key] == "test"``) when there are any, else all; ``"all"``.
     split_key
-        Column of the train/test split.
+        Column of the train/test split (default: the one ``setup_mudata`` recorded, else
+        ``"indiseek_split"``).
     seed
         Seed of the cross-validation folds.
 
@@ -69,7 +69,7 @@ def disentanglement(
         # the model knows its training cells by name (also after load, and on new cells)
         test = ~np.isin(np.asarray(mdata.obs_names, dtype=str), trained_on)
         mask = test if test.any() else mask
-    elif cells == "test" and split_key in mdata.obs:
+    elif cells == "test" and (split_key := split_column(mdata, split_key)) in mdata.obs:
         test = (mdata.obs[split_key].astype(str) == "test").to_numpy()
         mask = test if test.any() else mask
     n = model.n_members

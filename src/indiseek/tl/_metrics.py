@@ -27,7 +27,7 @@ def cluster_metrics(
     n_init: int = 10,
     seed: int = 0,
     subset: str | np.ndarray | None = "auto",
-    split_key: str = K.SPLIT,
+    split_key: str | None = None,
 ) -> pd.DataFrame:
     """ARI and NMI between k-means clusters of embeddings and cell-type labels.
 
@@ -53,7 +53,8 @@ def cluster_metrics(
         has any, else all; as :func:`theta_score`), ``None`` (all), a boolean mask or a value
         of ``mdata.obs[split_key]``.
     split_key
-        Column ``subset`` refers to.
+        Column ``subset`` refers to (default: the one ``setup_mudata`` recorded, else
+        ``"indiseek_split"``).
 
     Returns
     -------

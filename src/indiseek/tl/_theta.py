@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys as K
-from .._validate import check_mudata, find_labels, get_obsm
+from .._validate import check_mudata, find_labels, get_obsm, split_column
 from ._neighbors import knn_indices
 
 if TYPE_CHECKING:
@@ -169,9 +169,10 @@ def _ensemble_members(mdata: MuData, rna_key: str, adt_key: str) -> int:
     return 1
 
 
-def _subset_mask(mdata: MuData, subset, split_key: str) -> np.ndarray:
+def _subset_mask(mdata: MuData, subset, split_key: str | None) -> np.ndarray:
     """Cells to score: ``None`` (all), ``"auto"`` (held-out cells when there is a split with
     some, else all), a value of ``mdata.obs[split_key]``, or a boolean mask."""
+    split_key = split_column(mdata, split_key)
     n = mdata.n_obs
     if subset is None:
         return np.ones(n, dtype=bool)
@@ -227,7 +228,7 @@ def theta_score(
     rna_key: str = K.OBSM["Z_rna"],
     adt_key: str = K.OBSM["Z_adt"],
     subset: str | np.ndarray | None = "auto",
-    split_key: str = K.SPLIT,
+    split_key: str | None = None,
     pseudocount: float | None = None,
     method: Literal["auto", "exact", "approx"] = "auto",
     key_added: str = K.THETA,
@@ -273,7 +274,8 @@ def theta_score(
         cells), ``None`` (all cells), a value of ``mdata.obs[split_key]`` such as
         ``"train"``, or a boolean mask. Other cells get NaN.
     split_key
-        Column that ``subset`` names a value of.
+        Column that ``subset`` names a value of (default: the one ``setup_mudata`` recorded,
+        else ``"indiseek_split"``).
     pseudocount
         ε above (default ``1/(2k)``).
     method
@@ -297,8 +299,10 @@ def theta_score(
         cells of fold ``j`` with member ``j`` alone (the member that never trained on them),
         neighbours searched among the fold's cells, so every cell gets θ from a model that did
         not see it; cells no member trained on (``"held_out"``) are scored by the whole
-        ensemble as usual. ``subset="auto"`` then means every cell. ``"auto"`` (default):
-        whenever the embeddings were written that way; ``True``: required (an error
+        ensemble as usual. ``subset="auto"`` then means every cell, and ``combine`` applies to
+        the held-out cells only; one ``k`` serves every fold. The members key then holds, for
+        each fold cell, the θ of the member that scored it (NaN for the others). ``"auto"``
+        (default): whenever the embeddings were written that way; ``True``: required (an error
         otherwise); ``False``: ignore the folds.
 
     Returns
@@ -322,11 +326,22 @@ def theta_score(
         raise ValueError(f"cross_fit must be 'auto', True or False, got {cross_fit!r}.")
     if members == "auto":
         members = _ensemble_members(mdata, rna_key, adt_key)
-    folds = None if cross_fit is False else _crossfit_folds(mdata, rna_key, adt_key, members)
+    folds = None
+    if cross_fit is not False:
+        written = int(_written(mdata, rna_key, adt_key).get("n_members", 0))
+        folds = _crossfit_folds(mdata, rna_key, adt_key, written)
+        if folds is not None and members != written:
+            raise ValueError(
+                f"members={members}, but {rna_key!r} / {adt_key!r} hold a cross-fitted ensemble "
+                f"of {written} members (fold j is scored by member j alone); leave members="
+                "'auto' or pass cross_fit=False to ignore the folds."
+            )
+        if folds is not None and not (folds >= 0).any():
+            folds = None  # embedded cells that no member trained on: nothing to cross-fit
     if cross_fit is True and folds is None:
         raise ValueError(
             f"cross_fit=True, but {rna_key!r} / {adt_key!r} were not written by a model trained "
-            "with train(cross_fit=True) (no fold column recorded for them)."
+            "with train(cross_fit=True) on these cells (no fold column recorded for them)."
         )
     if folds is not None and isinstance(subset, str) and subset == "auto":
         subset = None  # every cell has a member that never saw it
@@ -341,38 +356,42 @@ def theta_score(
     groups = [(mask, None)] if folds is None else [(mask & (folds == -1), None)]
     if folds is not None:
         groups += [(mask & (folds == j), j) for j in range(members)]
+    sizes = [int(cells.sum()) for cells, _ in groups]
+    lonely = [g for (cells, g), m in zip(groups, sizes, strict=True) if m == 1]
+    if lonely:
+        warnings.warn(
+            f"{'held-out cells' if None in lonely else 'fold'} {lonely}: a single scored cell "
+            "has no neighbours; its θ is NaN.",
+            stacklevel=2,
+        )
+    smallest = min(m for m in sizes if m >= 2) if any(m >= 2 for m in sizes) else n
+    if k >= smallest:  # one k for every group, so θ is on one scale
+        where = "scored cells" if folds is None else "cells of the smallest fold"
+        warnings.warn(
+            f"k={k} is not smaller than the {smallest} {where}; using k={smallest - 1}.",
+            stacklevel=2,
+        )
+        k = smallest - 1
+    eps = 1.0 / (2 * k) if pseudocount is None else float(pseudocount)
     theta, beta_rna, beta_adt = (np.full(mdata.n_obs, np.nan) for _ in range(3))
     per_member = np.full((mdata.n_obs, members), np.nan)
-    k_used = k
-    for cells, member in groups:
-        m = int(cells.sum())
+    for (cells, member), m in zip(groups, sizes, strict=True):
         if m < 2:
             continue
-        k_g = k
-        if k >= m:
-            warnings.warn(
-                f"k={k} is not smaller than the {m} scored cells"
-                f"{'' if member is None else f' of fold {member}'}; using k={m - 1}.",
-                stacklevel=2,
-            )
-            k_g = m - 1
-        k_used = min(k_used, k_g)
-        eps = 1.0 / (2 * k_g) if pseudocount is None else float(pseudocount)
         zr, za = z_rna[cells], z_adt[cells]
         if member is not None:  # the one member that never trained on these cells
             zr = np.split(zr, members, axis=1)[member]
             za = np.split(za, members, axis=1)[member]
         n_blocks = members if member is None else 1
         lab = lab_all[cells]
-        own = theta_members(zr, za, lab, n_blocks, k=k_g, pseudocount=eps, method=method, seed=seed)
+        own = theta_members(zr, za, lab, n_blocks, k=k, pseudocount=eps, method=method, seed=seed)
         joint = combine == "joint" or member is not None
-        t, br, ba = theta_arrays(zr, za, lab, k_g, eps, method, seed, 1 if joint else n_blocks)
+        t, br, ba = theta_arrays(zr, za, lab, k, eps, method, seed, 1 if joint else n_blocks)
         theta[cells], beta_rna[cells], beta_adt[cells] = t, br, ba
         if member is None:
             per_member[cells] = own[0]
         else:
             per_member[np.flatnonzero(cells), member] = own[0][:, 0]
-    eps = 1.0 / (2 * k_used) if pseudocount is None else float(pseudocount)
     keys = K.theta_keys(key_added)
     columns = {key_added: theta, keys["beta_rna"]: beta_rna, keys["beta_adt"]: beta_adt}
     for key, values in columns.items():
@@ -381,7 +400,7 @@ def theta_score(
     uns_key = "theta" if key_added == K.THETA else key_added
     mdata.uns.setdefault(K.UNS, {})[uns_key] = {
         "label_key": label_key,
-        "k": int(k_used),
+        "k": int(k),
         "pseudocount": eps,
         "rna_key": rna_key,
         "adt_key": adt_key,
