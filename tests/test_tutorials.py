@@ -52,7 +52,7 @@ def test_stored_outputs_are_fresh():
     sys.path.insert(0, str(ROOT / "tutorials"))
     from execute import source_digest
 
-    assert len(NOTEBOOKS) == 5
+    assert len(NOTEBOOKS) == 6
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
         if not _executable(path):

@@ -241,7 +241,16 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
                 f"mdata.obs[{prepared_split!r}]; pass split_key={prepared_split!r} (or leave it "
                 "None) so that the model trains on the cells the preprocessing was fitted on."
             )
+        if split_key != K.SPLIT and split_key not in mdata.obs:
+            raise KeyError(
+                f"split_key={split_key!r} is not a column of mdata.obs; without a split every "
+                "cell trains the model (leave split_key=None)."
+            )
         prepared_with = str(prep.get("batch_key") or "")
+        if batch_key is not None:
+            from ..pp._batches import read_batches
+
+            read_batches(mdata, batch_key)  # a misspelt column fails here, with the choices
         if batch_key is None:
             batch_key = prepared_with
         elif batch_key != prepared_with and (rna_rep, adt_rep) == (K.RNA_INPUT, K.ADT_INPUT):

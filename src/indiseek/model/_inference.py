@@ -313,15 +313,19 @@ class RepresentationMixin:
         return relative_errors(self.module, inputs, every, self.x_sq, mask, self.device, cov)
 
     def folds_of(self, mdata: MuData) -> np.ndarray | None:
-        """Cross-fitting fold of each cell of ``mdata`` (−1: no member trained on it), matched by
-        cell name; ``None`` for a model trained without ``cross_fit``."""
+        """Cross-fitting fold of each cell of ``mdata`` when it holds the cells the model was
+        built on (in any order); ``None`` for other cells (new cells share barcodes with the
+        training cells often enough that names alone do not say they are the same) or a model
+        trained without ``cross_fit``."""
         folds = getattr(self, "folds", None)
-        if folds is None or self.obs_names is None:
+        if folds is None or self.obs_names is None or len(self.obs_names) != mdata.n_obs:
             return None
-        if len(self.obs_names) == mdata.n_obs and np.array_equal(self.obs_names, mdata.obs_names):
+        names = pd.Index(self.obs_names)
+        if names.equals(mdata.obs_names):
             return folds
-        own = pd.Series(folds, index=pd.Index(self.obs_names))
-        return own.reindex(mdata.obs_names).fillna(-1).to_numpy(dtype=np.int64)
+        if not names.is_unique or set(names) != set(mdata.obs_names):
+            return None
+        return pd.Series(folds, index=names).reindex(mdata.obs_names).to_numpy(dtype=np.int64)
 
     def write_obsm(self, mdata: MuData, key_added: str = K.OBSM_ALL) -> None:
         """Write the ensemble's representations into ``mdata.obsm``.

@@ -73,11 +73,21 @@ def check_training_batches(batches: Batches, train: np.ndarray) -> np.ndarray:
     """Training cells per batch; a batch with a single training cell is an error (its mean
     would be that cell)."""
     counts = np.bincount(batches.codes[train], minlength=batches.n)
+    few = batches.names[(counts > 1) & (counts < MIN_OWN_CELLS)]
+    if len(few):
+        warnings.warn(
+            f"Batch(es) {[str(b) for b in few]} of mdata.obs[{batches.key!r}] have fewer than "
+            f"{MIN_OWN_CELLS} training cells: their means (and local neighbours) are noisy and "
+            "remove part of their own biology; consider merging them with a similar batch.",
+            UserWarning,
+            stacklevel=4,
+        )
     lonely = batches.names[counts == 1]
     if len(lonely):
         raise ValueError(
-            f"Batch(es) {[str(b) for b in lonely]} of mdata.obs[{batches.key!r}] have a single training cell; "
-            "each batch needs at least 2 (or none: then it is centred on its own cells)."
+            f"Batch(es) {[str(b) for b in lonely]} of mdata.obs[{batches.key!r}] have a single "
+            "training cell; each batch needs at least 2 (or none: then it is treated as a new "
+            "batch)."
         )
     return counts
 

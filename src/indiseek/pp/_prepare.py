@@ -257,8 +257,14 @@ def _compute(
         if train_size is not None:
             raise ValueError("train_size cannot be combined with reference= (nothing is fitted).")
     inherited = ref_state is not None and batch_key is None
+    ref_key = None if ref_state is None else ref_state.get("params", {}).get("batch_key") or None
+    if ref_state is not None and batch_key is not None and ref_key and batch_key != ref_key:
+        raise ValueError(
+            f"batch_key={batch_key!r}, but the reference's batches are mdata.obs[{ref_key!r}]; "
+            f"leave batch_key=None (the new cells need obs[{ref_key!r}])."
+        )
     if inherited:
-        batch_key = ref_state.get("params", {}).get("batch_key") or None
+        batch_key = ref_key
     try:
         batches = None if batch_key is None else read_batches(mdata, batch_key)
     except KeyError as err:

@@ -42,7 +42,8 @@ def theta_by_group(
     -------
     Types × donors table of mean θ. ``attrs["agreement"]``: donors × donors Spearman ρ of the
     per-type means (types scored in both); ``attrs["min_agreement"]``: its smallest
-    off-diagonal value (NaN with a single donor).
+    off-diagonal value (NaN with a single donor); ``attrs["n_types"]``: types with a mean in
+    every donor (an agreement over a handful of types means little).
 
     Examples
     --------
@@ -67,10 +68,13 @@ def theta_by_group(
     frame = pd.DataFrame({"type": labels[scored], "group": groups[scored], "theta": theta[scored]})
     stats = frame.groupby(["type", "group"])["theta"].agg(["mean", "size"])
     means = stats["mean"].where(stats["size"] >= min_cells).unstack("group")
+    means.index.name, means.columns.name = label_key, batch_key
     agreement = means.corr(method="spearman", min_periods=3)
     off = agreement.to_numpy()[~np.eye(len(agreement), dtype=bool)]
     means.attrs["agreement"] = agreement
     means.attrs["min_agreement"] = float(np.nanmin(off)) if np.isfinite(off).any() else np.nan
+    # how many types each pair of donors could be compared on (few types: ρ means little)
+    means.attrs["n_types"] = int(means.notna().all(axis=1).sum())
     return means
 
 

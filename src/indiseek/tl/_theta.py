@@ -341,7 +341,8 @@ def theta_score(
     if cross_fit is True and folds is None:
         raise ValueError(
             f"cross_fit=True, but {rna_key!r} / {adt_key!r} were not written by a model trained "
-            "with train(cross_fit=True) on these cells (no fold column recorded for them)."
+            "with train(cross_fit=True) on these cells (no fold column recorded for them); train "
+            "with cross_fit=True and write_obsm, or leave cross_fit='auto'."
         )
     if folds is not None and isinstance(subset, str) and subset == "auto":
         subset = None  # every cell has a member that never saw it
@@ -357,6 +358,14 @@ def theta_score(
     if folds is not None:
         groups += [(mask & (folds == j), j) for j in range(members)]
     sizes = [int(cells.sum()) for cells, _ in groups]
+    if folds is not None and sizes[0] and any(sizes[1:]):
+        warnings.warn(
+            f"{sizes[0]} scored cells were held out from every member (a split as well as "
+            "cross-fitting): they are scored by the whole ensemble, the fold cells by one member "
+            "each, in the same column.",
+            UserWarning,
+            stacklevel=2,
+        )
     lonely = [g for (cells, g), m in zip(groups, sizes, strict=True) if m == 1]
     if lonely:
         warnings.warn(
