@@ -29,6 +29,7 @@ from ..nn import (
     Objective,
     can_batch,
     default_epochs,
+    to_tensor,
     train_member,
     train_members_batched,
     why_not_batched,
@@ -181,6 +182,39 @@ def crossfit_folds(n_cells: int, n_folds: int, seed: int, groups=None) -> np.nda
     return folds
 
 
+def check_cross_fit(cross_fit, clip_from, n_members: int) -> None:
+    """``train(cross_fit=...)`` can be honoured with these settings."""
+    if not isinstance(cross_fit, bool | np.bool_):
+        raise ValueError(f"cross_fit must be True or False, got {cross_fit!r}.")
+    if cross_fit and clip_from is not None:
+        raise ValueError(
+            "cross_fit=True cannot reuse clip_from's step 1: its CLIP encoders trained on "
+            "every fold, so no member would be blind to its own fold."
+        )
+    if cross_fit and n_members < 2:
+        raise ValueError(
+            "cross_fit=True needs n_members >= 2 (member j leaves out fold j); build the "
+            "model with isk.IndiSeek(mdata, n_members=3)."
+        )
+
+
+def crossfit_cells(
+    cross_fit, clip_from, train: np.ndarray, n_members: int, seed: int, batches
+) -> tuple[np.ndarray | None, list[np.ndarray] | None]:
+    """For ``train(cross_fit=True)``: each cell's fold (−1 outside the training cells
+    ``train``) and each member's training cells (every fold but its own), folds dealt evenly
+    within ``batches``; ``(None, None)`` without cross-fitting."""
+    check_cross_fit(cross_fit, clip_from, n_members)
+    if not cross_fit:
+        return None, None
+    cells = np.flatnonzero(train)
+    groups = None if batches is None else batches[cells]
+    local = crossfit_folds(len(cells), n_members, seed, groups)
+    folds = np.full(len(train), -1, dtype=np.int64)
+    folds[cells] = local
+    return folds, [cells[local != j] for j in range(n_members)]
+
+
 def make_jobs(
     model,
     x,
@@ -200,6 +234,8 @@ def make_jobs(
     """
     jobs = []
     x_sq: dict[str, float] = {}
+    cov = model._covariates_of(None)
+    covariates = None if cov is None else to_tensor(cov, next(iter(x.values())).device)
     for j, member in enumerate(model.module):
         # member 0 is the single model trained with ``seed``
         seed_j = member_seed(cfg.seed, j)

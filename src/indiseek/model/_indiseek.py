@@ -26,7 +26,7 @@ from ._ensemble import (
     build_members,
     check_clip_source,
     collect_history,
-    crossfit_folds,
+    crossfit_cells,
     make_jobs,
     member_time,
     n_workers,
@@ -35,7 +35,7 @@ from ._ensemble import (
 )
 from ._inference import RepresentationMixin, apply_z_scale, encode, z_scales
 from ._io import SaveLoadMixin
-from ._registry import ROLES, Registry
+from ._registry import ROLES, Registry, SetupMixin
 
 if TYPE_CHECKING:
     from mudata import MuData
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class IndiSeek(RepresentationMixin, SaveLoadMixin):
+class IndiSeek(SetupMixin, RepresentationMixin, SaveLoadMixin):
     """Shared (C) and modality-specific (Z) representations of paired RNA + ADT data.
 
     Step 1 trains encoders f_rna, f_adt with CLIP's symmetric InfoNCE (shared features C).
@@ -145,15 +145,9 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
         # training needs is captured here.
         self._train_inputs = self.registry.inputs(mdata)
         self._train_cells = self.registry.train_mask(mdata, len(self._train_inputs["rna"]))
-        if not isinstance(batch_covariate, bool | np.bool_):
-            raise ValueError(f"batch_covariate must be True or False, got {batch_covariate!r}.")
-        # batches with training cells, coded first: a batch the model never trained on (a
-        # held-out donor) gets no covariate column of its own (zeros, as for new batches)
-        self.batch_names = self.registry.batch_names(mdata, self._train_cells)
-        self._batches = self.registry.batch_codes(mdata, self.batch_names)
-        n_covariates = 0
-        if batch_covariate and self.batch_names is not None and len(self.batch_names) > 1:
-            n_covariates = len(self.batch_names)
+        self.batch_names, self._batches, n_covariates = self.registry.training_batches(
+            mdata, self._train_cells, batch_covariate
+        )
         if self._train_cells.sum() < 2:
             raise ValueError(
                 f"{int(self._train_cells.sum())} training cells (mdata.obs"
@@ -186,85 +180,6 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
         #: member); ``None`` unless trained with ``cross_fit=True``.
         self.folds: np.ndarray | None = None
         self._loaded = False
-
-    @staticmethod
-    def setup_mudata(
-        mdata: MuData,
-        rna: str = "rna",
-        adt: str = "adt",
-        rna_rep: str = K.RNA_INPUT,
-        adt_rep: str = K.ADT_INPUT,
-        split_key: str | None = None,
-        batch_key: str | None = None,
-    ) -> None:
-        """Check a MuData and record which inputs IndiSeek trains on.
-
-        Parameters
-        ----------
-        mdata
-            MuData with paired RNA and ADT modalities.
-        rna, adt
-            Modality names.
-        rna_rep, adt_rep
-            Keys of each modality's ``.obsm`` holding the model inputs (written by
-            :func:`indiseek.pp.prepare`; any cells × features array works).
-        split_key
-            ``mdata.obs`` column with ``"train"``/``"test"``; when present, only training cells
-            are used by :meth:`train`. ``None``: the ``split_key`` given to
-            :func:`indiseek.pp.prepare`, else ``"indiseek_split"`` (the split it draws).
-        batch_key
-            ``mdata.obs`` column of batches (donors). ``None``: the ``batch_key`` given to
-            :func:`indiseek.pp.prepare`, if any. The inputs are corrected there; the model adds
-            each cell's batch to step 2 (``IndiSeek(batch_covariate=True)``) and deals
-            cross-fitting folds evenly within batches (``train(cross_fit=True)``). A
-            ``batch_key`` that ``pp.prepare`` did not use is an error: the inputs would still
-            carry the batches.
-
-        Returns
-        -------
-        Nothing; the record goes to ``mdata.uns["indiseek"]["setup"]``.
-
-        Examples
-        --------
-        >>> isk.IndiSeek.setup_mudata(mdata, rna="rna", adt="adt")  # doctest: +SKIP
-        """
-        prep = dict(mdata.uns.get(K.UNS, {}).get("prepare", {}).get("params", {}))
-        for name, value in (("split_key", split_key), ("batch_key", batch_key)):
-            if value is not None and (not isinstance(value, str) or not value):
-                raise TypeError(f"{name} must be a column name or None, got {value!r}.")
-        prepared_split = str(prep.get("split_key") or "")
-        if split_key is None:
-            split_key = prepared_split or K.SPLIT
-        elif prepared_split and split_key != prepared_split:
-            raise ValueError(
-                f"split_key={split_key!r}, but pp.prepare fitted on the split in "
-                f"mdata.obs[{prepared_split!r}]; pass split_key={prepared_split!r} (or leave it "
-                "None) so that the model trains on the cells the preprocessing was fitted on."
-            )
-        if split_key != K.SPLIT and split_key not in mdata.obs:
-            raise KeyError(
-                f"split_key={split_key!r} is not a column of mdata.obs; without a split every "
-                "cell trains the model (leave split_key=None)."
-            )
-        prepared_with = str(prep.get("batch_key") or "")
-        if batch_key is not None:
-            from ..pp._batches import read_batches
-
-            read_batches(mdata, batch_key)  # a misspelt column fails here, with the choices
-        if batch_key is None:
-            batch_key = prepared_with
-        elif batch_key != prepared_with and (rna_rep, adt_rep) == (K.RNA_INPUT, K.ADT_INPUT):
-            raise ValueError(
-                f"batch_key={batch_key!r}, but pp.prepare was run with batch_key="
-                f"{prepared_with or None!r}: the batch correction happens in preprocessing; run "
-                f"isk.pp.prepare(mdata, batch_key={batch_key!r}, ...) first."
-            )
-        Registry(rna, adt, rna_rep, adt_rep, split_key, batch_key).register(mdata)
-
-    @property
-    def setup(self) -> dict[str, str]:
-        """What :meth:`setup_mudata` recorded (modalities, input keys, split column)."""
-        return self.registry.as_dict()
 
     @property
     def n_members(self) -> int:
@@ -388,46 +303,16 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
             )
         cfg = TrainConfig.pick(locals(), cpu_threads=n_threads)  # validates every setting
         use_batched(batch_members)
-        self._check_train_args(clip_epochs, n_jobs, validation_size, early_stopping)
-        if not isinstance(cross_fit, bool | np.bool_):
-            raise ValueError(f"cross_fit must be True or False, got {cross_fit!r}.")
-        if cross_fit and clip_from is not None:
-            raise ValueError(
-                "cross_fit=True cannot reuse clip_from's step 1: its CLIP encoders trained on "
-                "every fold, so no member would be blind to its own fold."
-            )
-        if cross_fit and self.n_members < 2:
-            raise ValueError(
-                "cross_fit=True needs n_members >= 2 (member j leaves out fold j); build the "
-                "model with isk.IndiSeek(mdata, n_members=3)."
-            )
-        if clip_from is not None:
-            check_clip_source(self, clip_from)
+        self._check_train_args(clip_epochs, n_jobs, validation_size, early_stopping, clip_from)
         device = resolve_device(accelerator)
         self.module = build_members(self.params, self.n_features, self.objective, seed).to(device)
         self.device = device
         cells = np.flatnonzero(self._train_cells)
         x = {m: to_tensor(v, device) for m, v in self._train_inputs.items()}
-        self.folds = None
-        member_cells = None
-        if cross_fit:
-            groups = None if self._batches is None else self._batches[cells]
-            local = crossfit_folds(len(cells), self.n_members, seed, groups)
-            member_cells = [cells[local != j] for j in range(self.n_members)]
-            self.folds = np.full(len(self._train_cells), -1, dtype=np.int64)
-            self.folds[cells] = local
-        cov = self._covariates_of(None)
-        jobs = make_jobs(
-            self,
-            x,
-            cells,
-            cfg,
-            validation_size,
-            clip_epochs,
-            clip_from,
-            member_cells,
-            None if cov is None else to_tensor(cov, device),
+        self.folds, member_cells = crossfit_cells(
+            cross_fit, clip_from, self._train_cells, self.n_members, seed, self._batches
         )
+        jobs = make_jobs(self, x, cells, cfg, validation_size, clip_epochs, clip_from, member_cells)
         self.x_sq = jobs[0].x_sq
         updates = jobs[0].epochs * max(len(jobs[0].train_idx) // batch_size, 1)
         batched = use_batched(batch_members, device, jobs)
@@ -458,7 +343,7 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
             "device": str(device),
             "n_jobs": workers,
             "batched": batched,
-            "cross_fit": bool(cross_fit),
+            "cross_fit": self.folds is not None,
             "time_clip_s": round(member_time(results, "time_clip_s", batched), 3),
             "time_specific_s": round(member_time(results, "time_specific_s", batched), 3),
             "time_wall_s": round(wall, 3),
@@ -466,8 +351,12 @@ class IndiSeek(RepresentationMixin, SaveLoadMixin):
         self.is_trained = True
         logger.info("trained in %.1f s on %s (%d worker(s))", wall, device, workers)
 
-    def _check_train_args(self, clip_epochs, n_jobs, validation_size, early_stopping) -> None:
+    def _check_train_args(
+        self, clip_epochs, n_jobs, validation_size, early_stopping, clip_from=None
+    ) -> None:
         """The settings of :meth:`train` that :class:`TrainConfig` does not hold, and the inputs."""
+        if clip_from is not None:
+            check_clip_source(self, clip_from)
         for name, value in (("clip_epochs", clip_epochs), ("n_jobs", n_jobs)):
             if value is not None:
                 check_int(name, value, 1, "or None")

@@ -168,10 +168,7 @@ class RepresentationMixin:
                 )
         else:
             codes = self.registry.batch_codes(mdata, np.asarray(self.batch_names, dtype=str))
-        out = np.zeros((len(codes), n_cov), dtype=np.float32)
-        seen = codes < n_cov
-        out[np.flatnonzero(seen), codes[seen]] = 1.0
-        return out
+        return (codes[:, None] == np.arange(n_cov)).astype(np.float32)  # new batches: zeros
 
     def get_representations(
         self, mdata: MuData | None = None, *, members: bool = True

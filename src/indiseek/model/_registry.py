@@ -47,6 +47,52 @@ class Registry:
         return asdict(self)
 
     @classmethod
+    def from_arguments(
+        cls,
+        mdata: MuData,
+        rna: str,
+        adt: str,
+        rna_rep: str,
+        adt_rep: str,
+        split_key: str | None,
+        batch_key: str | None,
+    ) -> Registry:
+        """``setup_mudata``'s arguments, with the split and batch columns that ``pp.prepare``
+        used as the defaults (and checked against them)."""
+        prep = dict(mdata.uns.get(K.UNS, {}).get("prepare", {}).get("params", {}))
+        for name, value in (("split_key", split_key), ("batch_key", batch_key)):
+            if value is not None and (not isinstance(value, str) or not value):
+                raise TypeError(f"{name} must be a column name or None, got {value!r}.")
+        prepared_split = str(prep.get("split_key") or "")
+        if split_key is None:
+            split_key = prepared_split or K.SPLIT
+        elif prepared_split and split_key != prepared_split:
+            raise ValueError(
+                f"split_key={split_key!r}, but pp.prepare fitted on the split in "
+                f"mdata.obs[{prepared_split!r}]; pass split_key={prepared_split!r} (or leave it "
+                "None) so that the model trains on the cells the preprocessing was fitted on."
+            )
+        if split_key != K.SPLIT and split_key not in mdata.obs:
+            raise KeyError(
+                f"split_key={split_key!r} is not a column of mdata.obs; without a split every "
+                "cell trains the model (leave split_key=None)."
+            )
+        prepared_with = str(prep.get("batch_key") or "")
+        if batch_key is not None:
+            from ..pp._batches import read_batches
+
+            read_batches(mdata, batch_key)  # a misspelt column fails here, with the choices
+        if batch_key is None:
+            batch_key = prepared_with
+        elif batch_key != prepared_with and (rna_rep, adt_rep) == (K.RNA_INPUT, K.ADT_INPUT):
+            raise ValueError(
+                f"batch_key={batch_key!r}, but pp.prepare was run with batch_key="
+                f"{prepared_with or None!r}: the batch correction happens in preprocessing; run "
+                f"isk.pp.prepare(mdata, batch_key={batch_key!r}, ...) first."
+            )
+        return cls(rna, adt, rna_rep, adt_rep, split_key, batch_key)
+
+    @classmethod
     def from_mudata(cls, mdata: MuData) -> Registry:
         """The record ``setup_mudata`` left in ``mdata.uns``."""
         check_mudata(mdata)
@@ -144,6 +190,22 @@ class Registry:
             return batches.names
         return batches.names[np.isin(np.arange(batches.n), batches.codes[cells])]
 
+    def training_batches(
+        self, mdata: MuData, train: np.ndarray, covariate: bool
+    ) -> tuple[np.ndarray | None, np.ndarray | None, int]:
+        """The batches with training cells (names), every cell's code (those batches first)
+        and the width of the batch covariate (0 without batches, with one, or when off).
+
+        A batch without training cells (a held-out donor) gets no covariate column of its own:
+        its cells get zeros, as cells of new batches do.
+        """
+        if not isinstance(covariate, bool | np.bool_):
+            raise ValueError(f"batch_covariate must be True or False, got {covariate!r}.")
+        names = self.batch_names(mdata, train)
+        codes = self.batch_codes(mdata, names)
+        width = len(names) if covariate and names is not None and len(names) > 1 else 0
+        return names, codes, width
+
     def train_mask(self, mdata: MuData, n_cells: int) -> np.ndarray:
         """Training cells: ``obs[split_key] == "train"``, or every cell without a split."""
         if self.split_key in mdata.obs:
@@ -207,3 +269,57 @@ def same_fit(a: dict[str, Any], b: dict[str, Any]) -> bool:
         and ma.shape == mb.shape
         and np.allclose(ma, mb, atol=1e-6)
     )
+
+
+class SetupMixin:
+    """``setup_mudata`` and the record it leaves, for the model class."""
+
+    @staticmethod
+    def setup_mudata(
+        mdata: MuData,
+        rna: str = "rna",
+        adt: str = "adt",
+        rna_rep: str = K.RNA_INPUT,
+        adt_rep: str = K.ADT_INPUT,
+        split_key: str | None = None,
+        batch_key: str | None = None,
+    ) -> None:
+        """Check a MuData and record which inputs IndiSeek trains on.
+
+        Parameters
+        ----------
+        mdata
+            MuData with paired RNA and ADT modalities.
+        rna, adt
+            Modality names.
+        rna_rep, adt_rep
+            Keys of each modality's ``.obsm`` holding the model inputs (written by
+            :func:`indiseek.pp.prepare`; any cells × features array works).
+        split_key
+            ``mdata.obs`` column with ``"train"``/``"test"``; when present, only training cells
+            are used by :meth:`train`. ``None``: the ``split_key`` given to
+            :func:`indiseek.pp.prepare`, else ``"indiseek_split"`` (the split it draws).
+        batch_key
+            ``mdata.obs`` column of batches (donors). ``None``: the ``batch_key`` given to
+            :func:`indiseek.pp.prepare`, if any. The inputs are corrected there; the model adds
+            each cell's batch to step 2 (``IndiSeek(batch_covariate=True)``) and deals
+            cross-fitting folds evenly within batches (``train(cross_fit=True)``). A
+            ``batch_key`` that ``pp.prepare`` did not use is an error: the inputs would still
+            carry the batches.
+
+        Returns
+        -------
+        Nothing; the record goes to ``mdata.uns["indiseek"]["setup"]``.
+
+        Examples
+        --------
+        >>> isk.IndiSeek.setup_mudata(mdata, rna="rna", adt="adt")  # doctest: +SKIP
+        """
+        Registry.from_arguments(mdata, rna, adt, rna_rep, adt_rep, split_key, batch_key).register(
+            mdata
+        )
+
+    @property
+    def setup(self) -> dict[str, str]:
+        """What :meth:`setup_mudata` recorded (modalities, input keys, split column)."""
+        return self.registry.as_dict()

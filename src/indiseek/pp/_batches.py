@@ -123,3 +123,47 @@ def warn_unseen(batches: Batches, seen: int, modality: str, stacklevel: int = 5)
             UserWarning,
             stacklevel=stacklevel,
         )
+
+
+def batches_for(mdata: MuData, batch_key: str | None, ref_state: dict | None):
+    """The batch column to use (``batch_key``, or the reference's) and each cell's batch
+    (``None`` without batches)."""
+    inherited = ref_state is not None and batch_key is None
+    ref_key = None if ref_state is None else ref_state.get("params", {}).get("batch_key") or None
+    if ref_state is not None and batch_key is not None and ref_key and batch_key != ref_key:
+        raise ValueError(
+            f"batch_key={batch_key!r}, but the reference's batches are mdata.obs[{ref_key!r}]; "
+            f"leave batch_key=None (the new cells need obs[{ref_key!r}])."
+        )
+    if inherited:
+        batch_key = ref_key
+    try:
+        batches = None if batch_key is None else read_batches(mdata, batch_key)
+    except KeyError as err:
+        if not inherited:
+            raise
+        raise KeyError(
+            f"The reference was prepared with batch_key={batch_key!r}: these cells need "
+            f"mdata.obs[{batch_key!r}] too (new batches are centred on their own cells)."
+        ) from err
+    return batch_key, batches
+
+
+def order_batches(mdata: MuData, batches: Batches | None, train: np.ndarray, ref_state):
+    """Batches re-coded with the fit's batches (those with training cells) first, and those
+    batches' names; warns about batches without training cells."""
+    if batches is None:
+        return None, None
+    batch_key = batches.key
+    known = ref_state["rna"].get("batches") if ref_state is not None else None
+    if ref_state is not None and known is None:
+        raise ValueError(
+            f"batch_key={batch_key!r} was given, but the reference was prepared without "
+            "batches; prepare the new cells without batch_key."
+        )
+    if known is None:  # the batches with training cells come first
+        per_batch = check_training_batches(batches, train)
+        known = batches.names[per_batch > 0]
+    batches = read_batches(mdata, batch_key, known)
+    warn_unseen(batches, len(known), "RNA and ADT")
+    return batches, known

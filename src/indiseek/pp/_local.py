@@ -109,3 +109,23 @@ def _centroids(x: np.ndarray, ref: np.ndarray, k: int, seed: int) -> np.ndarray:
         keep = np.where(is_self[:, None], idx[:, 1:], idx[:, :k])
         out[rows] = ref[keep].mean(axis=1)
     return out
+
+
+def correct_locally(inputs, batches, train, known, ref_state, seed: int):
+    """Both modalities' inputs after the local step (fitted on ``train``, or the reference's
+    fit), and that fit (``None`` without batches)."""
+    if batches is None:
+        return inputs, None
+    names = ("rna", "adt")
+    if ref_state is None:
+        state = fit_local(
+            dict(zip(names, inputs, strict=True)), batches.codes, train, len(known), seed
+        )
+    else:
+        state = ref_state["local"]
+    ref_codes, k = np.asarray(state["codes"]), int(state["k"])
+    out = tuple(
+        apply_local(x, batches.codes, np.asarray(state[m]), ref_codes, k, seed)
+        for m, x in zip(names, inputs, strict=True)
+    )
+    return out, state

@@ -12,17 +12,13 @@ import pandas as pd
 
 from .. import _keys as K
 from .._validate import (
-    check_counts,
     check_mudata,
-    check_same_cells,
-    check_unique_names,
-    get_modality,
-    resolve_counts,
 )
-from ._batches import check_training_batches, read_batches, warn_unseen
+from ._batches import batches_for, order_batches
+from ._checks import checked_counts, reference_state
 from ._isotypes import isotype_mask
-from ._local import apply_local, fit_local
-from ._split import read_split, split_cells
+from ._local import correct_locally
+from ._split import training_cells
 from ._transforms import (
     apply_adt,
     apply_rna,
@@ -238,68 +234,22 @@ def _compute(
     check_mudata(mdata)
     if isinstance(scale_max, bool) or not isinstance(scale_max, int | float) or not scale_max > 0:
         raise ValueError(f"scale_max must be a number > 0, got {scale_max!r}.")
-    rna_ad, adt_ad, rna_counts, adt_counts, rna_layer, adt_layer = _checked_counts(
+    rna_ad, adt_ad, rna_counts, adt_counts, rna_layer, adt_layer = checked_counts(
         mdata, rna, adt, rna_layer, adt_layer, n_top_genes, adt_clr_axis, seed, n_pcs
     )
     n = rna_ad.n_obs
-    # checked before any fitting, so a wrong name fails fast
-    if reference is not None and not (
-        isinstance(isotype_controls, str) and isotype_controls == "auto"
-    ):
-        raise ValueError(
-            "isotype_controls cannot be combined with reference=: the reference's choice of "
-            "isotype controls is applied to the new cells."
-        )
-    isotypes = isotype_mask(adt_ad.var_names, isotype_controls, adt) if reference is None else None
-    ref_state = None
-    if reference is not None:
-        ref_state = _reference_state(reference)
-        if train_size is not None:
-            raise ValueError("train_size cannot be combined with reference= (nothing is fitted).")
-    inherited = ref_state is not None and batch_key is None
-    ref_key = None if ref_state is None else ref_state.get("params", {}).get("batch_key") or None
-    if ref_state is not None and batch_key is not None and ref_key and batch_key != ref_key:
-        raise ValueError(
-            f"batch_key={batch_key!r}, but the reference's batches are mdata.obs[{ref_key!r}]; "
-            f"leave batch_key=None (the new cells need obs[{ref_key!r}])."
-        )
-    if inherited:
-        batch_key = ref_key
-    try:
-        batches = None if batch_key is None else read_batches(mdata, batch_key)
-    except KeyError as err:
-        if not inherited:
-            raise
-        raise KeyError(
-            f"The reference was prepared with batch_key={batch_key!r}: these cells need "
-            f"mdata.obs[{batch_key!r}] too (new batches are centred on their own cells)."
-        ) from err
-    train = _training_cells(mdata, n, train_size, split_key, seed, batches, ref_state)
+    ref_state, isotypes = _reference_and_isotypes(
+        reference, isotype_controls, adt_ad, adt, train_size
+    )
+    batch_key, batches = batches_for(mdata, batch_key, ref_state)
+    train = training_cells(mdata, n, train_size, split_key, seed, batches, ref_state)
     if ref_state is None and train.sum() < 2:
         raise ValueError(f"At least 2 training cells are needed to fit; got {int(train.sum())}.")
-    if batches is not None:
-        known = ref_state["rna"].get("batches") if ref_state is not None else None
-        if ref_state is not None and known is None:
-            raise ValueError(
-                f"batch_key={batch_key!r} was given, but the reference was prepared without "
-                "batches; prepare the new cells without batch_key."
-            )
-        if known is None:  # the batches with training cells come first
-            per_batch = check_training_batches(batches, train)
-            known = batches.names[per_batch > 0]
-        batches = read_batches(mdata, batch_key, known)
-        warn_unseen(batches, len(known), "RNA and ADT")
+    batches, known = order_batches(mdata, batches, train, ref_state)
     if ref_state is None:
+        n_genes = min(n_top_genes, rna_ad.n_vars)
         rna_state = fit_rna(
-            rna_counts,
-            train,
-            rna_ad.var_names,
-            n_pcs,
-            min(n_top_genes, rna_ad.n_vars),
-            scale_max,
-            seed,
-            rna,
-            batches,
+            rna_counts, train, rna_ad.var_names, n_pcs, n_genes, scale_max, seed, rna, batches
         )
         if batches is not None:
             rna_state["batches"] = np.asarray(known, dtype=str)
@@ -310,19 +260,9 @@ def _compute(
         adt_ad, adt_counts, train, ref_state, adt_clr_axis, adt_n_pcs, seed, adt, isotypes, batches
     )
     adt_x = apply_adt(clr[:, ~isotype], adt_state, batches)
-    local_state = None
-    if batches is not None:  # type-specific batch offsets, from the training cells' neighbours
-        inputs = {"rna": rna_x, "adt": adt_x}
-        if ref_state is None:
-            local_state = fit_local(inputs, batches.codes, train, len(known), seed)
-        else:
-            local_state = ref_state["local"]
-        for role, x in inputs.items():
-            ref = np.asarray(local_state[role])
-            codes = np.asarray(local_state["codes"])
-            k = int(local_state["k"])
-            inputs[role] = apply_local(x, batches.codes, ref, codes, k, seed)
-        rna_x, adt_x = inputs["rna"], inputs["adt"]
+    (rna_x, adt_x), local_state = correct_locally(
+        (rna_x, adt_x), batches, train, known, ref_state, seed
+    )
     params = dict(rna=rna, adt=adt, rna_layer=rna_layer or "", adt_layer=adt_layer or "")
     params.update(
         n_pcs=int(rna_state["n_pcs"]),
@@ -345,57 +285,24 @@ def _compute(
         "clr": clr,
         "isotype": isotype,
         "train": train,
-        "state": {
-            "rna": rna_state,
-            "adt": adt_state,
-            "params": params,
-            **({"local": local_state} if local_state is not None else {}),
-        },
+        "state": dict(rna=rna_state, adt=adt_state, params=params)
+        | ({} if local_state is None else {"local": local_state}),
     }
 
 
-def _training_cells(mdata, n, train_size, split_key, seed, batches, ref_state) -> np.ndarray:
-    """Which cells the preprocessing is fitted on: a drawn split (within each batch), the
-    user's split column, or every cell."""
-    if ref_state is not None:
-        if train_size is not None or split_key is not None:
-            raise ValueError(
-                "train_size and split_key cannot be combined with reference= (nothing is fitted)."
-            )
-        return np.ones(n, dtype=bool)
-    if split_key is not None:
-        if train_size is not None:
-            raise ValueError(
-                "Pass either train_size (draw a split) or split_key (use a split column), not both."
-            )
-        return read_split(mdata, split_key)
-    if train_size is None:
-        return np.ones(n, dtype=bool)
-    return split_cells(n, train_size, seed, None if batches is None else batches.codes)
-
-
-def _reference_state(reference) -> dict[str, Any]:
-    if hasattr(reference, "uns"):
-        state = reference.uns.get(K.UNS, {}).get("prepare")
-        if state is None:
-            raise ValueError(
-                "reference= is a MuData that was never prepared (no "
-                "uns['indiseek']['prepare']); pass the prepared training MuData."
-            )
-        return state
-    if not isinstance(reference, dict) or not {"rna", "adt"} <= set(reference):
-        raise TypeError(
-            "reference= must be a prepared MuData or its uns['indiseek']['prepare'] dict, got "
-            f"{type(reference).__name__}."
-        )
-    need = {"rna": ("genes", "mean", "std", "pca_mean", "loadings", "n_pcs"), "adt": ("mean",)}
-    missing = [f"{m}.{k}" for m, keys in need.items() for k in keys if k not in reference[m]]
-    if missing:
+def _reference_and_isotypes(reference, isotype_controls, adt_ad, adt: str, train_size):
+    """The reference's fit (``None`` when fitting) and the isotype mask to fit with; checked
+    before any fitting, so a wrong name fails fast."""
+    if reference is None:
+        return None, isotype_mask(adt_ad.var_names, isotype_controls, adt)
+    if not (isinstance(isotype_controls, str) and isotype_controls == "auto"):
         raise ValueError(
-            f"reference= lacks {missing}; pass a MuData prepared by isk.pp.prepare or its "
-            "uns['indiseek']['prepare'] dict as written."
+            "isotype_controls cannot be combined with reference=: the reference's choice of "
+            "isotype controls is applied to the new cells."
         )
-    return reference
+    if train_size is not None:
+        raise ValueError("train_size cannot be combined with reference= (nothing is fitted).")
+    return reference_state(reference), None
 
 
 def _adt_clr(
@@ -425,46 +332,3 @@ def _adt_clr(
     state["proteins"] = np.asarray(adt_ad.var_names, dtype=str)
     state["isotype"] = mask
     return clr, state, mask
-
-
-def _checked_counts(
-    mdata, rna, adt, rna_layer, adt_layer, n_top_genes, adt_clr_axis, seed=0, n_pcs=None
-):
-    """Both modalities (same cells, same order) and their count matrices, checked."""
-    rna_ad = get_modality(mdata, rna, "rna")
-    adt_ad = get_modality(mdata, adt, "adt")
-    if rna == adt:
-        raise ValueError(
-            f"rna and adt name the same modality ({rna!r}); pass the two modalities of the "
-            f"MuData (it has {sorted(mdata.mod)})."
-        )
-    check_same_cells(mdata, rna, adt)
-    if not rna_ad.obs_names.equals(adt_ad.obs_names):
-        raise ValueError(
-            f"Modalities {rna!r} and {adt!r} hold the same cells in a different order; reorder "
-            f"one, e.g. mdata.mod[{adt!r}] = mdata.mod[{adt!r}][mdata.mod[{rna!r}].obs_names]."
-        )
-    for name, value, low in (("n_top_genes", n_top_genes, 2), ("seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
-    if n_pcs is not None and (
-        isinstance(n_pcs, bool) or not isinstance(n_pcs, int | np.integer) or n_pcs < 1
-    ):
-        raise ValueError(f"n_pcs must be a positive integer or None, got {n_pcs!r}.")
-    for mod, role, least in ((rna_ad, rna, 2), (adt_ad, adt, 2)):
-        if mod.n_vars < least:
-            raise ValueError(
-                f"Modality {role!r} has {mod.n_vars} feature(s); at least {least} are needed "
-                "(CLR and PCA need several)."
-            )
-    if n_top_genes < 2:
-        raise ValueError(f"n_top_genes must be >= 2, got {n_top_genes}.")
-    if adt_clr_axis not in (0, 1):
-        raise ValueError(f"adt_clr_axis must be 0 or 1, got {adt_clr_axis!r}.")
-    check_unique_names(mdata, (rna, adt))
-    obs_names = rna_ad.obs_names
-    rna_counts, rna_layer = resolve_counts(rna_ad, rna_layer, rna, "rna")
-    adt_counts, adt_layer = resolve_counts(adt_ad, adt_layer, adt, "adt")
-    check_counts(rna_counts, rna, obs_names, f"layer {rna_layer!r}" if rna_layer else ".X")
-    check_counts(adt_counts, adt, obs_names, f"layer {adt_layer!r}" if adt_layer else ".X")
-    return rna_ad, adt_ad, rna_counts, adt_counts, rna_layer, adt_layer

@@ -150,3 +150,23 @@ def split_by_group(
     mdata.obs[key_added] = pd.Categorical(
         np.where(is_test, "test", "train"), categories=["train", "test"]
     )
+
+
+def training_cells(mdata, n, train_size, split_key, seed, batches, ref_state) -> np.ndarray:
+    """Which cells the preprocessing is fitted on: a drawn split (within each batch), the
+    user's split column, or every cell."""
+    if ref_state is not None:
+        if train_size is not None or split_key is not None:
+            raise ValueError(
+                "train_size and split_key cannot be combined with reference= (nothing is fitted)."
+            )
+        return np.ones(n, dtype=bool)
+    if split_key is not None:
+        if train_size is not None:
+            raise ValueError(
+                "Pass either train_size (draw a split) or split_key (use a split column), not both."
+            )
+        return read_split(mdata, split_key)
+    if train_size is None:
+        return np.ones(n, dtype=bool)
+    return split_cells(n, train_size, seed, None if batches is None else batches.codes)

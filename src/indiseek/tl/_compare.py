@@ -12,7 +12,8 @@ import pandas as pd
 from .._validate import find_labels
 from ._metrics import cluster_scores
 from ._ranks import rank_table
-from ._theta import _subset_mask, theta_arrays
+from ._scored_cells import _subset_mask
+from ._theta import theta_arrays
 
 if TYPE_CHECKING:
     from mudata import MuData

@@ -10,7 +10,7 @@ import pandas as pd
 
 from .. import _keys as K
 from .._validate import check_mudata, find_labels, get_obsm
-from ._theta import _subset_mask
+from ._scored_cells import _subset_mask
 
 if TYPE_CHECKING:
     from mudata import MuData

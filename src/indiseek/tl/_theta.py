@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys as K
-from .._validate import check_mudata, find_labels, get_obsm, split_column
+from .._validate import check_mudata, find_labels, get_obsm
 from ._neighbors import knn_indices
+from ._scored_cells import _crossfit_folds, _ensemble_members, _subset_mask
 
 if TYPE_CHECKING:
     from mudata import MuData
@@ -132,72 +133,34 @@ def theta_members(
 RESERVED = {"prepare", "setup", "model", "embeddings", "umap", "theta"}
 
 
-def _written(mdata: MuData, rna_key: str, adt_key: str) -> dict:
-    """What ``write_obsm`` recorded for the embeddings whose Z keys these are (``{}``: none)."""
-    written = dict(mdata.uns.get(K.UNS, {}).get("embeddings", {}))
-    if K.OBSM_ALL not in written and "model" in mdata.uns.get(K.UNS, {}):
-        written[K.OBSM_ALL] = mdata.uns[K.UNS]["model"]  # written by indiseek < 0.3
-    for key_added, info in written.items():
-        keys = K.embedding_keys(key_added)
-        if (rna_key, adt_key) == (keys["Z_rna"], keys["Z_adt"]):
-            return dict(info)
-    return {}
-
-
-def _crossfit_folds(mdata: MuData, rna_key: str, adt_key: str, members: int) -> np.ndarray | None:
-    """Each cell's cross-fitting fold (−1: held out from every member) when the embeddings were
-    written by a model trained with ``cross_fit=True``; else ``None``."""
-    fold_key = _written(mdata, rna_key, adt_key).get("fold_key")
-    if not fold_key or fold_key not in mdata.obs:
-        return None
-    names = mdata.obs[fold_key].astype(str).to_numpy()
-    folds = np.full(len(names), -1, dtype=np.int64)
-    for j in range(members):
-        folds[names == f"fold{j}"] = j
-    return folds
-
-
-def _ensemble_members(mdata: MuData, rna_key: str, adt_key: str) -> int:
-    """Members side by side in Z keys that ``write_obsm`` wrote, as it recorded them."""
-    info = _written(mdata, rna_key, adt_key)
-    if info:
-        n = int(info.get("n_members", 1))
-        width = int(info.get("n_shared" if info.get("z_is_c") else "n_specific", 0))
-        shapes = [mdata.obsm[k].shape[1] for k in (rna_key, adt_key) if k in mdata.obsm]
-        # indiseek 0.1 wrote the first member alone here (its members went to other keys)
-        return n if n > 1 and shapes == [n * width] * 2 else 1
-    return 1
-
-
-def _subset_mask(mdata: MuData, subset, split_key: str | None) -> np.ndarray:
-    """Cells to score: ``None`` (all), ``"auto"`` (held-out cells when there is a split with
-    some, else all), a value of ``mdata.obs[split_key]``, or a boolean mask."""
-    split_key = split_column(mdata, split_key)
-    n = mdata.n_obs
-    if subset is None:
-        return np.ones(n, dtype=bool)
-    if isinstance(subset, str) and subset == "auto":
-        if split_key in mdata.obs:
-            test = (mdata.obs[split_key].astype(str) == "test").to_numpy()
-            if test.any():
-                return test
-        return np.ones(n, dtype=bool)
-    if isinstance(subset, str):
-        if split_key not in mdata.obs:
-            raise KeyError(
-                f"subset={subset!r} refers to mdata.obs[{split_key!r}], which does not exist; "
-                "run isk.pp.prepare(..., train_size=...) or pass a boolean mask."
-            )
-        mask = (mdata.obs[split_key].astype(str) == subset).to_numpy()
-        if not mask.any():
-            raise ValueError(f"No cells with mdata.obs[{split_key!r}] == {subset!r}.")
-        return mask
-    mask = np.asarray(subset)
-    if mask.dtype != bool or mask.shape != (n,):
-        raise ValueError(
-            f"subset must be a boolean mask of length {n} (or a split name), got {mask.dtype} {mask.shape}."
+def _common_k(groups, k: int, cross_fitted: bool, n: int) -> int:
+    """One ``k`` for every group of scored cells (so θ is on one scale), lowered below the
+    smallest group; warns about it, about single cells and about mixed estimators."""
+    sizes = [int(cells.sum()) for cells, _ in groups]
+    if cross_fitted and sizes[0] and any(sizes[1:]):
+        warnings.warn(
+            f"{sizes[0]} scored cells were held out from every member (a split as well as "
+            "cross-fitting): they are scored by the whole ensemble, the fold cells by one member "
+            "each, in the same column.",
+            UserWarning,
+            stacklevel=3,
         )
-    return mask
+    lonely = [g for (_, g), m in zip(groups, sizes, strict=True) if m == 1]
+    if lonely:
+        warnings.warn(
+            f"{'held-out cells' if None in lonely else 'fold'} {lonely}: a single scored cell "
+            "has no neighbours; its θ is NaN.",
+            stacklevel=3,
+        )
+    smallest = min((m for m in sizes if m >= 2), default=n)
+    if k >= smallest:
+        where = "cells of the smallest fold" if cross_fitted else "scored cells"
+        warnings.warn(
+            f"k={k} is not smaller than the {smallest} {where}; using k={smallest - 1}.",
+            stacklevel=3,
+        )
+        k = smallest - 1
+    return k
 
 
 def _check_theta_args(k, members, pseudocount, key_added, combine) -> None:
@@ -326,24 +289,7 @@ def theta_score(
         raise ValueError(f"cross_fit must be 'auto', True or False, got {cross_fit!r}.")
     if members == "auto":
         members = _ensemble_members(mdata, rna_key, adt_key)
-    folds = None
-    if cross_fit is not False:
-        written = int(_written(mdata, rna_key, adt_key).get("n_members", 0))
-        folds = _crossfit_folds(mdata, rna_key, adt_key, written)
-        if folds is not None and members != written:
-            raise ValueError(
-                f"members={members}, but {rna_key!r} / {adt_key!r} hold a cross-fitted ensemble "
-                f"of {written} members (fold j is scored by member j alone); leave members="
-                "'auto' or pass cross_fit=False to ignore the folds."
-            )
-        if folds is not None and not (folds >= 0).any():
-            folds = None  # embedded cells that no member trained on: nothing to cross-fit
-    if cross_fit is True and folds is None:
-        raise ValueError(
-            f"cross_fit=True, but {rna_key!r} / {adt_key!r} were not written by a model trained "
-            "with train(cross_fit=True) on these cells (no fold column recorded for them); train "
-            "with cross_fit=True and write_obsm, or leave cross_fit='auto'."
-        )
+    folds = _crossfit_folds(mdata, rna_key, adt_key, members, cross_fit)
     if folds is not None and isinstance(subset, str) and subset == "auto":
         subset = None  # every cell has a member that never saw it
     z_rna = get_obsm(mdata, rna_key)
@@ -357,35 +303,12 @@ def theta_score(
     groups = [(mask, None)] if folds is None else [(mask & (folds == -1), None)]
     if folds is not None:
         groups += [(mask & (folds == j), j) for j in range(members)]
-    sizes = [int(cells.sum()) for cells, _ in groups]
-    if folds is not None and sizes[0] and any(sizes[1:]):
-        warnings.warn(
-            f"{sizes[0]} scored cells were held out from every member (a split as well as "
-            "cross-fitting): they are scored by the whole ensemble, the fold cells by one member "
-            "each, in the same column.",
-            UserWarning,
-            stacklevel=2,
-        )
-    lonely = [g for (cells, g), m in zip(groups, sizes, strict=True) if m == 1]
-    if lonely:
-        warnings.warn(
-            f"{'held-out cells' if None in lonely else 'fold'} {lonely}: a single scored cell "
-            "has no neighbours; its θ is NaN.",
-            stacklevel=2,
-        )
-    smallest = min(m for m in sizes if m >= 2) if any(m >= 2 for m in sizes) else n
-    if k >= smallest:  # one k for every group, so θ is on one scale
-        where = "scored cells" if folds is None else "cells of the smallest fold"
-        warnings.warn(
-            f"k={k} is not smaller than the {smallest} {where}; using k={smallest - 1}.",
-            stacklevel=2,
-        )
-        k = smallest - 1
+    k = _common_k(groups, k, folds is not None, n)
     eps = 1.0 / (2 * k) if pseudocount is None else float(pseudocount)
     theta, beta_rna, beta_adt = (np.full(mdata.n_obs, np.nan) for _ in range(3))
     per_member = np.full((mdata.n_obs, members), np.nan)
-    for (cells, member), m in zip(groups, sizes, strict=True):
-        if m < 2:
+    for cells, member in groups:
+        if cells.sum() < 2:
             continue
         zr, za = z_rna[cells], z_adt[cells]
         if member is not None:  # the one member that never trained on these cells
