@@ -47,6 +47,19 @@ CONFIGS = {
 }
 
 
+def rho_all_reference(mdata, model) -> float:
+    """Cross-fitted θ with each fold's cells scored by their member among *all* cells."""
+    labels = mdata.obs["celltype.l2"].astype(str).to_numpy()
+    n = model.n_members
+    z = {k: np.split(mdata.obsm[f"X_indiseek_Z_{k}"], n, axis=1) for k in ("rna", "adt")}
+    theta = np.full(mdata.n_obs, np.nan)
+    for j in range(n):
+        t = isk.tl.theta_arrays(z["rna"][j], z["adt"][j], labels)[0]
+        theta[model.folds == j] = t[model.folds == j]
+    truth = mdata.uns["synthetic_truth"]["rna_importance"]
+    return float(isk.tl.rank_table(labels, theta, reference=truth).attrs["spearman"])
+
+
 def run(args, config: str) -> dict:
     t0 = time.perf_counter()
     centre, covariate = CONFIGS[config]
@@ -69,9 +82,12 @@ def run(args, config: str) -> dict:
         "seed": args.seed,
         "donor_sizes": [args.shared, args.rna, args.adt],
         "batch_neighbors": local_correction.BATCH_NEIGHBORS,
+        "joint_search": local_correction.JOINT_SEARCH,
         "rho": rho(mdata),
         "scored": int(mdata.obs["indiseek_theta"].notna().sum()),
     }
+    if crossfit:  # variant: a fold's cells searched among every cell in its member's Z
+        row["rho_all_reference"] = rho_all_reference(mdata, model)
     if not config.startswith("no_donors"):
         scored = mdata.obs["indiseek_theta"].notna().to_numpy()
         sub = mdata[scored].copy() if not scored.all() else mdata
@@ -84,6 +100,21 @@ def run(args, config: str) -> dict:
     return row
 
 
+def report(path: str, tag: str | None = None) -> str:
+    """Mean over (data seed, training seed) runs of each configuration, as a markdown table."""
+    import pandas as pd
+
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    frame = pd.DataFrame(rows)
+    if tag is not None:
+        frame = frame[frame["tag"] == tag]
+    cols = ["rho", *[c for c in frame.columns if c.startswith("donor_acc")], "donor_chance"]
+    cols.append("min_agreement")
+    table = frame.groupby("config")[cols].mean().round(3)
+    table.insert(0, "runs", frame.groupby("config").size())
+    return table.to_markdown()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n-cells", type=int, default=10_000)
@@ -94,13 +125,20 @@ def main() -> None:
     ap.add_argument("--adt", type=float, default=0.5)
     ap.add_argument("--configs", default="no_donors,no_batch_key,batch_key", help="comma-separated")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--report", default=None, help="print the table of a results file and stop")
+    ap.add_argument("--joint-search", type=int, default=None, help="pp._local.JOINT_SEARCH (0/1)")
     ap.add_argument("--tag", default="", help="recorded in every row (e.g. the code version)")
     ap.add_argument(
         "--batch-neighbors", type=int, default=None, help="pp._local.BATCH_NEIGHBORS (default 100)"
     )
     args = ap.parse_args()
+    if args.report:
+        print(report(args.report, args.tag or None))
+        return
     if args.batch_neighbors is not None:
         local_correction.BATCH_NEIGHBORS = args.batch_neighbors
+    if args.joint_search is not None:
+        local_correction.JOINT_SEARCH = bool(args.joint_search)
     for config in args.configs.split(","):
         row = run(args, config)
         print(json.dumps(row), flush=True)

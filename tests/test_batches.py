@@ -191,14 +191,14 @@ def test_cross_fitted_theta_scores_every_cell_with_the_member_that_did_not_see_i
     assert mdata.uns["indiseek"]["theta"]["cross_fit"]
     per_member = mdata.obsm["indiseek_theta_members"]
     assert (np.isfinite(per_member).sum(axis=1) == 1).all()
-    # fold 1 is scored by member 1 alone, among fold 1's cells
+    # fold 1 is scored by member 1 alone (neighbours among every cell in member 1's Z)
     fold = model.folds == 1
     z = model.get_representations()
     expected = isk.tl.theta_arrays(
-        np.split(z["Z_rna"], 3, axis=1)[1][fold],
-        np.split(z["Z_adt"], 3, axis=1)[1][fold],
-        mdata.obs["celltype.l2"].to_numpy()[fold],
-    )[0]
+        np.split(z["Z_rna"], 3, axis=1)[1],
+        np.split(z["Z_adt"], 3, axis=1)[1],
+        mdata.obs["celltype.l2"].to_numpy(),
+    )[0][fold]
     np.testing.assert_allclose(theta[fold], expected)
     np.testing.assert_allclose(per_member[fold, 1], expected)
     model.save(tmp_path / "cf")
@@ -281,10 +281,10 @@ def test_cross_fit_refusals_and_recorded_k(tmp_path):
     model.write_obsm(mdata)
     with pytest.raises(ValueError, match="cross-fitted ensemble of 3 members"):
         isk.tl.theta_score(mdata, "celltype.l2", members=1)
-    with pytest.warns(UserWarning, match="smallest fold; using k=29"):
-        isk.tl.theta_score(mdata, "celltype.l2", k=40)
-    assert mdata.uns["indiseek"]["theta"]["k"] == 29
-    assert mdata.uns["indiseek"]["theta"]["pseudocount"] == 1 / 58
+    with pytest.warns(UserWarning, match="90 scored cells searched; using k=89"):
+        isk.tl.theta_score(mdata, "celltype.l2", k=100)
+    assert mdata.uns["indiseek"]["theta"]["k"] == 89
+    assert mdata.uns["indiseek"]["theta"]["pseudocount"] == 1 / 178
     # saved without inputs, loaded without data, saved again: the folds stay
     model.save(tmp_path / "a", save_inputs=False)
     isk.IndiSeek.load(tmp_path / "a").save(tmp_path / "b")

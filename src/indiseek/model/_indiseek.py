@@ -274,7 +274,7 @@ class IndiSeek(SetupMixin, RepresentationMixin, SaveLoadMixin):
             Cross-fitting, for θ on every cell: the training cells are dealt into
             ``n_members`` folds (evenly within each batch) and member ``j`` trains on every
             fold but ``j``. :func:`indiseek.tl.theta_score` then scores each cell with the
-            member that never saw it, among the cells of its fold, so every cell gets an
+            member that never saw it (neighbours among all cells), so every cell gets an
             honest θ without a 50/50 split (prepare without ``train_size``; the unsupervised
             preprocessing is then fitted on every cell). Each member trains on
             (n_members − 1)/n_members of the cells. Needs ``n_members >= 2``; cannot reuse

@@ -135,7 +135,7 @@ RESERVED = {"prepare", "setup", "model", "embeddings", "umap", "theta"}
 
 def _common_k(groups, k: int, cross_fitted: bool, n: int) -> int:
     """One ``k`` for every group of scored cells (so θ is on one scale), lowered below the
-    smallest group; warns about it, about single cells and about mixed estimators."""
+    smallest set searched; warns about it, about single cells and about mixed estimators."""
     sizes = [int(cells.sum()) for cells, _ in groups]
     if cross_fitted and sizes[0] and any(sizes[1:]):
         warnings.warn(
@@ -145,6 +145,8 @@ def _common_k(groups, k: int, cross_fitted: bool, n: int) -> int:
             UserWarning,
             stacklevel=3,
         )
+    # a fold's cells are searched among every scored cell; held-out cells among themselves
+    sizes = [m if g is None or m == 0 else n for (_, g), m in zip(groups, sizes, strict=True)]
     lonely = [g for (_, g), m in zip(groups, sizes, strict=True) if m == 1]
     if lonely:
         warnings.warn(
@@ -154,9 +156,9 @@ def _common_k(groups, k: int, cross_fitted: bool, n: int) -> int:
         )
     smallest = min((m for m in sizes if m >= 2), default=n)
     if k >= smallest:
-        where = "cells of the smallest fold" if cross_fitted else "scored cells"
         warnings.warn(
-            f"k={k} is not smaller than the {smallest} {where}; using k={smallest - 1}.",
+            f"k={k} is not smaller than the {smallest} scored cells searched; using "
+            f"k={smallest - 1}.",
             stacklevel=3,
         )
         k = smallest - 1
@@ -260,8 +262,9 @@ def theta_score(
     cross_fit
         For embeddings written by a model trained with ``train(cross_fit=True)``: score the
         cells of fold ``j`` with member ``j`` alone (the member that never trained on them),
-        neighbours searched among the fold's cells, so every cell gets θ from a model that did
-        not see it; cells no member trained on (``"held_out"``) are scored by the whole
+        their neighbours searched among every scored cell in member ``j``'s Z (the labels of
+        the cells it trained on serve only as the reference, as in kNN classification), so
+        every cell gets θ from a model that did not see it; cells no member trained on (``"held_out"``) are scored by the whole
         ensemble as usual. ``subset="auto"`` then means every cell, and ``combine`` applies to
         the held-out cells only; one ``k`` serves every fold. The members key then holds, for
         each fold cell, the θ of the member that scored it (NaN for the others). ``"auto"``
@@ -310,20 +313,25 @@ def theta_score(
     for cells, member in groups:
         if cells.sum() < 2:
             continue
-        zr, za = z_rna[cells], z_adt[cells]
-        if member is not None:  # the one member that never trained on these cells
+        # a fold's cells are scored by the member that never trained on them, their
+        # neighbours searched among every scored cell in that member's Z (the labels of cells
+        # it trained on serve only as the reference, as in kNN classification)
+        space = cells if member is None else mask
+        zr, za = z_rna[space], z_adt[space]
+        if member is not None:
             zr = np.split(zr, members, axis=1)[member]
             za = np.split(za, members, axis=1)[member]
         n_blocks = members if member is None else 1
-        lab = lab_all[cells]
+        lab = lab_all[space]
         own = theta_members(zr, za, lab, n_blocks, k=k, pseudocount=eps, method=method, seed=seed)
         joint = combine == "joint" or member is not None
         t, br, ba = theta_arrays(zr, za, lab, k, eps, method, seed, 1 if joint else n_blocks)
-        theta[cells], beta_rna[cells], beta_adt[cells] = t, br, ba
+        rows = cells[space]  # the group's cells among those searched
+        theta[cells], beta_rna[cells], beta_adt[cells] = t[rows], br[rows], ba[rows]
         if member is None:
             per_member[cells] = own[0]
         else:
-            per_member[np.flatnonzero(cells), member] = own[0][:, 0]
+            per_member[np.flatnonzero(cells), member] = own[0][rows, 0]
     keys = K.theta_keys(key_added)
     columns = {key_added: theta, keys["beta_rna"]: beta_rna, keys["beta_adt"]: beta_adt}
     for key, values in columns.items():
