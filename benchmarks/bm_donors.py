@@ -82,7 +82,6 @@ def run(args, config: str) -> dict:
         "seed": args.seed,
         "donor_sizes": [args.shared, args.rna, args.adt],
         "batch_neighbors": local_correction.BATCH_NEIGHBORS,
-        "joint_search": local_correction.JOINT_SEARCH,
         "rho": rho(mdata),
         "scored": int(mdata.obs["indiseek_theta"].notna().sum()),
     }
@@ -126,7 +125,6 @@ def main() -> None:
     ap.add_argument("--configs", default="no_donors,no_batch_key,batch_key", help="comma-separated")
     ap.add_argument("--out", default=None)
     ap.add_argument("--report", default=None, help="print the table of a results file and stop")
-    ap.add_argument("--joint-search", type=int, default=None, help="pp._local.JOINT_SEARCH (0/1)")
     ap.add_argument("--tag", default="", help="recorded in every row (e.g. the code version)")
     ap.add_argument(
         "--batch-neighbors", type=int, default=None, help="pp._local.BATCH_NEIGHBORS (default 100)"
@@ -137,8 +135,6 @@ def main() -> None:
         return
     if args.batch_neighbors is not None:
         local_correction.BATCH_NEIGHBORS = args.batch_neighbors
-    if args.joint_search is not None:
-        local_correction.JOINT_SEARCH = bool(args.joint_search)
     for config in args.configs.split(","):
         row = run(args, config)
         print(json.dumps(row), flush=True)

@@ -25,9 +25,6 @@ SEARCH_DIMS = 50
 #: Training cells kept per batch as the reference (a seeded subsample above it): bounds the fit
 #: stored in ``uns`` and the neighbour searches on atlases.
 REF_MAX = 5_000
-#: Search neighbours in both modalities at once (RNA's leading PCs and the ADT inputs, each
-#: scaled to unit total variance) and move both by the same neighbours.
-JOINT_SEARCH = False
 #: Above this many query × reference pairs the search is approximate (pynndescent).
 EXACT_MAX_PAIRS = 1e9
 
@@ -58,7 +55,6 @@ def apply_local(
     ref_codes: np.ndarray,
     k: int,
     seed: int,
-    search=None,
 ) -> np.ndarray:
     """Move each cell by (mean over training batches of its neighbourhood's centroid in that
     batch) − (its neighbourhood's centroid in its own batch).
@@ -78,7 +74,7 @@ def apply_local(
     for b, r in refs.items():
         if len(r) < 2:
             continue
-        c = _centroids(x, r, k, seed, search)  # cells × dims: a batch at a time bounds memory
+        c = _centroids(x, r, k, seed)  # cells × dims: a batch at a time bounds memory
         if b < n_seen:
             target += c / n_seen
         own[codes == b] = c[codes == b]
@@ -90,16 +86,13 @@ def apply_local(
     return out
 
 
-def _centroids(x: np.ndarray, ref: np.ndarray, k: int, seed: int, search=None) -> np.ndarray:
-    """Mean of each row's ``k`` nearest reference rows (in the coordinates ``search`` gives,
-    by default the first :data:`SEARCH_DIMS` dimensions), leaving out a reference row
-    identical to it."""
+def _centroids(x: np.ndarray, ref: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Mean of each row's ``k`` nearest reference rows (by the first :data:`SEARCH_DIMS`
+    dimensions), leaving out a reference row identical to it."""
     k = max(1, min(k, int(MAX_SHARE * len(ref)), len(ref) - 1))
-    if search is None:
-        d = min(SEARCH_DIMS, x.shape[1])
-        search = lambda m: m[:, :d]  # noqa: E731
-    query = np.ascontiguousarray(search(x), dtype=np.float32)
-    index = np.ascontiguousarray(search(ref), dtype=np.float32)
+    d = min(SEARCH_DIMS, x.shape[1])
+    query = np.ascontiguousarray(x[:, :d])
+    index = np.ascontiguousarray(ref[:, :d])
     if len(x) * len(ref) > EXACT_MAX_PAIRS:
         from pynndescent import NNDescent
 
@@ -136,19 +129,8 @@ def correct_locally(inputs, batches, train, known, ref_state, seed: int):
     else:
         state = ref_state["local"]
     ref_codes, k = np.asarray(state["codes"]), int(state["k"])
-    if not JOINT_SEARCH:
-        out = tuple(
-            apply_local(x, batches.codes, np.asarray(state[m]), ref_codes, k, seed)
-            for m, x in zip(names, inputs, strict=True)
-        )
-        return out, state
-    refs = [np.asarray(state[m], dtype=np.float32) for m in names]
-    n_rna = inputs[0].shape[1]
-    d = min(SEARCH_DIMS, n_rna)
-    # both modalities weigh alike in the search: each block scaled to unit total variance
-    w = [1 / np.sqrt(refs[0][:, :d].var(axis=0).sum()), 1 / np.sqrt(refs[1].var(axis=0).sum())]
-    search = lambda m: np.hstack([m[:, :d] * w[0], m[:, n_rna:] * w[1]])  # noqa: E731
-    joint = apply_local(
-        np.hstack(inputs), batches.codes, np.hstack(refs), ref_codes, k, seed, search
+    out = tuple(
+        apply_local(x, batches.codes, np.asarray(state[m]), ref_codes, k, seed)
+        for m, x in zip(names, inputs, strict=True)
     )
-    return (joint[:, :n_rna], joint[:, n_rna:]), state
+    return out, state
