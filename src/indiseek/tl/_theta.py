@@ -324,8 +324,10 @@ def theta_score(
         n_blocks = members if member is None else 1
         lab = lab_all[space]
         own = theta_members(zr, za, lab, n_blocks, k=k, pseudocount=eps, method=method, seed=seed)
-        joint = combine == "joint" or member is not None
-        t, br, ba = theta_arrays(zr, za, lab, k, eps, method, seed, 1 if joint else n_blocks)
+        if member is not None or combine == "mean":  # the members' own θ already is the answer
+            t, br, ba = (v.mean(axis=1) for v in own)
+        else:  # one neighbour search in all members' Z side by side
+            t, br, ba = theta_arrays(zr, za, lab, k, eps, method, seed)
         rows = cells[space]  # the group's cells among those searched
         theta[cells], beta_rna[cells], beta_adt[cells] = t[rows], br[rows], ba[rows]
         if member is None:
