@@ -53,11 +53,18 @@ CONFIGS: dict[str, tuple[dict, dict, dict]] = {
         {"n_shared": 16, "n_specific": 16, "n_hidden": 100},
         {},
     ),
+    # session 9 screening: step 1 trained for its full length; smaller C; more weight on
+    # reconstruction against CLUB
+    "clip_es_off": ({}, {}, {"clip_early_stopping": False}),
+    "c16": ({}, {"n_shared": 16}, {}),
+    "c8": ({}, {"n_shared": 8}, {}),
+    "lam30": ({}, {"lam": 30.0}, {}),
 }
+EXTRA_K = (30, 50)  # θ's k read from the written Z besides the default 10
 
 
-def rho(z_rna, z_adt, labels, ref, members=1) -> float:
-    theta = isk.tl.theta_arrays(z_rna, z_adt, labels, members=members)[0]
+def rho(z_rna, z_adt, labels, ref, members=1, k=10) -> float:
+    theta = isk.tl.theta_arrays(z_rna, z_adt, labels, members=members, k=k)[0]
     return float(isk.tl.rank_table(labels, theta, reference=ref).attrs["spearman"])
 
 
@@ -93,7 +100,13 @@ def run_one(mdata, ref, label_key, config, seed, members, n_jobs=None) -> dict:
     z_rna, z_adt = (mdata.obsm[f"X_indiseek_Z_{m}"][test] for m in ("rna", "adt"))
     blocks = zip(np.split(z_rna, members, 1), np.split(z_adt, members, 1), strict=True)
     cm = isk.tl.cluster_metrics(mdata, label_key=label_key, obsm_keys=["X_indiseek"], subset=subset)
+    extra = {f"rho_k{k}": rho(z_rna, z_adt, labels, ref, k=k) for k in EXTRA_K}
+    if members > 3:  # the first three members alone, as the default ensemble would read them
+        w = 3 * z_rna.shape[1] // members, 3 * z_adt.shape[1] // members
+        extra["rho_first3"] = rho(z_rna[:, : w[0]], z_adt[:, : w[1]], labels, ref)
     return {
+        **extra,
+        "members": members,
         "rho_theta_score": float(table.attrs["spearman"]),
         "rho_obsm_z": rho(z_rna, z_adt, labels, ref),
         "rho_member_mean": rho(z_rna, z_adt, labels, ref, members),

@@ -7,14 +7,16 @@ import torch
 import indiseek as isk
 from indiseek.model._ensemble import build_members, make_jobs
 from indiseek.nn import TrainConfig, can_batch, to_tensor, train_member, train_members_batched
+from indiseek.nn._graphs import GraphedStep
 
 SMALL = dict(n_shared=8, n_specific=6, n_hidden=32, n_layers=3, n_members=3)
 
 
-def _jobs(mdata, dtype, **cfg_kw):
+def _jobs(mdata, dtype, device="cpu", **cfg_kw):
     model = isk.IndiSeek(mdata, **SMALL)
-    model.module = build_members(model.params, model.n_features, model.objective, 5).to(dtype)
-    x = {m: to_tensor(v, torch.device("cpu")).to(dtype) for m, v in model._train_inputs.items()}
+    members = build_members(model.params, model.n_features, model.objective, 5)
+    model.module = members.to(dtype).to(device)
+    x = {m: to_tensor(v, torch.device(device)).to(dtype) for m, v in model._train_inputs.items()}
     cfg = TrainConfig(progress_bar=False, seed=5, **cfg_kw)
     return make_jobs(model, x, np.flatnonzero(model._train_cells), cfg, 0.1, None, None)
 
@@ -42,6 +44,40 @@ def test_batched_members_are_the_sequential_maths(small_mdata):
             rtol=1e-5,
             atol=1e-6,
         )
+
+
+def test_graphed_step_is_a_plain_call_off_cuda():
+    calls = []
+
+    def step(idx):
+        calls.append(idx)
+        return idx * 2
+
+    run = GraphedStep(step, torch.device("cpu"), enabled=True)
+    for i in range(5):
+        assert torch.equal(run(torch.tensor([i])), torch.tensor([2 * i]))
+    assert len(calls) == 5 and not run.captured
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_graphs_are_the_eager_maths(small_mdata):
+    """Replayed from CUDA graphs, the batched members take the eager path's steps (float64),
+    early stopping included."""
+    kw = dict(max_epochs=12, batch_size=32, clip_patience=2, early_stopping=True, patience=3)
+    runs = {}
+    for graphs in (False, True):
+        jobs = _jobs(small_mdata, torch.float64, "cuda", cuda_graphs=graphs, **kw)
+        runs[graphs] = train_members_batched(jobs)
+    for a, b in zip(runs[False], runs[True], strict=True):
+        assert len(a.clip_history) == len(b.clip_history)
+        assert len(a.specific_history) == len(b.specific_history)
+        for key in a.state:
+            np.testing.assert_allclose(
+                b.state[key].cpu(), a.state[key].cpu(), rtol=0, atol=1e-8, err_msg=key
+            )
+    model = isk.IndiSeek(small_mdata, **SMALL)
+    model.train(max_epochs=3, progress_bar=False, accelerator="cuda")
+    assert model.train_params["batched"] and np.isfinite(model.get_representations()["Z_rna"]).all()
 
 
 def test_batch_members_through_train(small_mdata):

@@ -212,6 +212,7 @@ class IndiSeek(SetupMixin, RepresentationMixin, SaveLoadMixin):
         n_threads: int | None = 1,
         n_jobs: int | None = None,
         batch_members: bool | None = None,
+        cuda_graphs: bool = True,
         cross_fit: bool = False,
         progress_bar: bool = True,
         clip_from: IndiSeek | None = None,
@@ -270,6 +271,9 @@ class IndiSeek(SetupMixin, RepresentationMixin, SaveLoadMixin):
             Settings it does not cover (``normalize_z=True``, objectives with InfoNCE
             critics, ``q_schedule="epoch"``, ``q_steps > 1``, ``clip_from``) train one member
             after another, with a warning when ``True`` was asked for.
+        cuda_graphs
+            On a CUDA GPU, replay each batched step from a captured CUDA graph (one launch
+            instead of hundreds: the small networks are launch-bound there).
         cross_fit
             Cross-fitting, for θ on every cell: the training cells are dealt into
             ``n_members`` folds (evenly within each batch) and member ``j`` trains on every

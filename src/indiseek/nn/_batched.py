@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from ._graphs import GraphedStep
 from ._loops import BranchData, _clip_validation, _finish, evaluate_branches
 from ._losses import gaussian_loglik, info_nce
 from ._member import MemberJob, MemberResult, _branch_data
@@ -147,7 +148,7 @@ def fit_clip_batched(jobs: Sequence[MemberJob], names, tr, va, bar_enabled: bool
         return _clip_validation(clip, x1, x2, va[m], cfg0.batch_size) if has_val else {}
 
     st = _Stacked(wrappers)
-    opt = adam(list(st.params.values()), cfg0)
+    opt = adam(list(st.params.values()), cfg0, capturable=cfg0.cuda_graphs)
     gens = [torch.Generator().manual_seed(j.cfg.seed) for j in jobs]
     has_val = va is not None and va.shape[1] > 1
     log = _MemberLog(clips, cfg0.clip_early_stopping and has_val, cfg0.clip_patience, "val_infonce")
@@ -156,6 +157,15 @@ def fit_clip_batched(jobs: Sequence[MemberJob], names, tr, va, bar_enabled: bool
         return functional_call(st.base, (p, bufs), (x1[idx], x2[idx]))
 
     step = vmap(loss_one, in_dims=(0, 0, 0))
+
+    def train_step(idx):
+        losses, _ = step(st.params, st.buffers, idx)
+        opt.zero_grad(set_to_none=True)
+        losses.sum().backward()
+        opt.step()
+        return losses.detach()
+
+    run = GraphedStep(train_step, device, cfg0.cuda_graphs)
     n = tr.shape[1]
     nb, size = _n_batches(n, cfg0.batch_size)
     epochs = jobs[0].clip_epochs
@@ -165,11 +175,7 @@ def fit_clip_batched(jobs: Sequence[MemberJob], names, tr, va, bar_enabled: bool
             total = torch.zeros(len(jobs), device=device, dtype=x1.dtype)
             for i in range(nb):
                 idx = torch.gather(tr, 1, perm[:, i * size : (i + 1) * size])
-                losses, _ = step(st.params, st.buffers, idx)
-                opt.zero_grad(set_to_none=True)
-                losses.sum().backward()
-                opt.step()
-                total += losses.detach()
+                total += run(idx)
             means = (total / nb).cpu().tolist()
             st.write_back()
 
@@ -242,7 +248,7 @@ def fit_specific_batched(
     x_sq = {m: data[0][m].x_sq for m in names}
     wrappers = [_Step2Loss(j.module.branches, objective, j.lam, j.club_weight, x_sq) for j in jobs]
     st = _Stacked(wrappers)
-    opt = adam(list(st.params.values()), cfg0)
+    opt = adam(list(st.params.values()), cfg0, capturable=cfg0.cuda_graphs)
     gens = [torch.Generator().manual_seed(j.cfg.seed + 1) for j in jobs]
     has_val = va is not None and va.shape[1] > 1
     branch_sets = [nn.ModuleDict(dict(j.module.branches)) for j in jobs]
@@ -261,6 +267,18 @@ def fit_specific_batched(
         )
 
     step = vmap(loss_one, in_dims=(0, 0, 0, 0, 0))
+    keys: list[str] = []  # the loss terms' names, in the order of the step's output columns
+
+    def train_step(idx):
+        main, q_loss, terms = step(st.params, st.buffers, idx, c_own, c_club)
+        opt.zero_grad(set_to_none=True)
+        # q's loss reaches only q (z detached), the main loss never reaches q
+        (main.sum() + q_loss.sum()).backward()
+        opt.step()
+        keys[:] = list(terms)
+        return torch.stack([terms[k] for k in keys], 1)
+
+    run = GraphedStep(train_step, device, cfg0.cuda_graphs)
     n = tr.shape[1]
     nb, size = _n_batches(n, cfg0.batch_size)
     epochs = job0.epochs
@@ -269,18 +287,12 @@ def fit_specific_batched(
     ) as bar:
         for epoch in range(epochs):
             perm = _perms(gens, n, device)
-            sums: dict[str, torch.Tensor] = {}
+            total = None
             for i in range(nb):
                 idx = torch.gather(tr, 1, perm[:, i * size : (i + 1) * size])
-                main, q_loss, terms = step(st.params, st.buffers, idx, c_own, c_club)
-                opt.zero_grad(set_to_none=True)
-                # q's loss reaches only q (z detached), the main loss never reaches q
-                (main.sum() + q_loss.sum()).backward()
-                opt.step()
-                for k, v in terms.items():
-                    sums[k] = sums[k] + v if k in sums else v.clone()
-            keys = list(sums)
-            means = (torch.stack([sums[k] for k in keys], 1) / nb).cpu().numpy()
+                out = run(idx)
+                total = out.clone() if total is None else total + out
+            means = (total / nb).cpu().numpy()
             st.write_back()
 
             train_rows = [
