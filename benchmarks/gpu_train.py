@@ -9,7 +9,7 @@ For 30,000 simulated cells (15,000 training cells, 200 RNA PCs, 25 proteins) on 
   off; with indiseek's interleaved q schedule, as ``q_schedule="epoch"`` cannot be batched):
   ``--paper-epochs`` epochs are timed and the time of 2,000 projected from them (the per-epoch
   cost is constant; the projection also scales the fixed start-up cost, so it errs high),
-  batched and not.
+  batched with and without CUDA graphs.
 
 One JSON line per measurement. Run on a GPU when one is available; on a CPU it also runs
 (slowly) and shows what the batched path does there.

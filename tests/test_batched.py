@@ -57,17 +57,37 @@ def test_graphed_step_is_a_plain_call_off_cuda():
     for i in range(5):
         assert torch.equal(run(torch.tensor([i])), torch.tensor([2 * i]))
     assert len(calls) == 5 and not run.captured
+    with pytest.raises(ValueError, match="warmup"):
+        GraphedStep(step, torch.device("cpu"), warmup=0)
+    with pytest.raises(ValueError, match="cuda_graphs must be True or False"):
+        TrainConfig(cuda_graphs="no")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_cuda_graphs_are_the_eager_maths(small_mdata):
-    """Replayed from CUDA graphs, the batched members take the eager path's steps (float64),
-    early stopping included."""
-    kw = dict(max_epochs=12, batch_size=32, clip_patience=2, early_stopping=True, patience=3)
+@pytest.mark.parametrize(
+    "kw",
+    [  # members stop both steps at different epochs; one batch per epoch (capture at epoch 4)
+        dict(max_epochs=12, batch_size=32, clip_patience=2, early_stopping=True, patience=1),
+        dict(max_epochs=6, batch_size=512),
+    ],
+)
+def test_cuda_graphs_are_the_eager_maths(small_mdata, kw, monkeypatch):
+    """Replayed from CUDA graphs, the batched members take the eager path's steps (float64)."""
+    import indiseek.nn._batched as batched
+
+    made = []
+
+    class Recorded(GraphedStep):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(batched, "GraphedStep", Recorded)
     runs = {}
     for graphs in (False, True):
         jobs = _jobs(small_mdata, torch.float64, "cuda", cuda_graphs=graphs, **kw)
         runs[graphs] = train_members_batched(jobs)
+    assert made[-2:] and all(g.captured for g in made[-2:]), "no graph was captured"
     for a, b in zip(runs[False], runs[True], strict=True):
         assert len(a.clip_history) == len(b.clip_history)
         assert len(a.specific_history) == len(b.specific_history)

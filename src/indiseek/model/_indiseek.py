@@ -272,8 +272,10 @@ class IndiSeek(SetupMixin, RepresentationMixin, SaveLoadMixin):
             critics, ``q_schedule="epoch"``, ``q_steps > 1``, ``clip_from``) train one member
             after another, with a warning when ``True`` was asked for.
         cuda_graphs
-            On a CUDA GPU, replay each batched step from a captured CUDA graph (one launch
-            instead of hundreds: the small networks are launch-bound there).
+            When members train batched on a CUDA GPU, replay each step from a captured CUDA
+            graph after 3 eager ones (one launch instead of hundreds: these small networks are
+            launch-bound there); the same updates as eager (tested to 1e-8 in float64). Ignored
+            elsewhere; ``False`` if a capture fails on your setup (it then falls back, warning).
         cross_fit
             Cross-fitting, for θ on every cell: the training cells are dealt into
             ``n_members`` folds (evenly within each batch) and member ``j`` trains on every
@@ -392,4 +394,6 @@ class IndiSeek(SetupMixin, RepresentationMixin, SaveLoadMixin):
         )
 
 
+# the settings asked for; with "batched" and "device", cuda_graphs says whether graphs ran
 _RECORDED = ("batch_size", "lr", "seed", "q_schedule", "q_steps", "q_epochs", "early_stopping")
+_RECORDED += ("cuda_graphs",)

@@ -10,6 +10,7 @@ captured on, so the sequence of updates is the eager one.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -21,6 +22,9 @@ class GraphedStep:
     ``step`` must take a batch-index tensor of fixed shape, update the weights in place and
     return tensors (its outputs are overwritten by the next call: consume them first). It
     must not synchronise with the host (no ``.item()``, no data-dependent Python branches).
+    ``warmup`` (at least 1) eager steps come first, so that lazily created state (Adam's
+    moments) lives outside the graph. If the capture fails, a warning says so and the step
+    stays eager.
     """
 
     def __init__(
@@ -30,10 +34,13 @@ class GraphedStep:
         enabled: bool = True,
         warmup: int = 3,
     ) -> None:
+        if warmup < 1:
+            raise ValueError(f"warmup must be at least 1 (optimiser state), got {warmup!r}.")
         self.step = step
         self.enabled = bool(enabled) and device.type == "cuda"
         self.warmup = warmup
         self._calls = 0
+        self._stream: torch.cuda.Stream | None = None
         self._graph: torch.cuda.CUDAGraph | None = None
         self._idx: torch.Tensor | None = None
         self._out: torch.Tensor | None = None
@@ -46,22 +53,40 @@ class GraphedStep:
     def __call__(self, idx: torch.Tensor) -> torch.Tensor:
         if not self.enabled:
             return self.step(idx)
-        if self._graph is None and self._calls < self.warmup:
-            self._calls += 1
-            side = torch.cuda.Stream(device=idx.device)
-            side.wait_stream(torch.cuda.current_stream(idx.device))
-            with torch.cuda.stream(side):
-                out = self.step(idx)
-            torch.cuda.current_stream(idx.device).wait_stream(side)
-            return out
-        if self._graph is None:
-            self._idx = idx.clone()
-            self._graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self._graph):
-                self._out = self.step(self._idx)
-        else:
-            assert self._idx is not None
-            self._idx.copy_(idx)
-        self._graph.replay()
-        assert self._out is not None
-        return self._out
+        with torch.cuda.device(idx.device):  # capture on the tensors' GPU, not the current one
+            if self._stream is None:
+                self._stream = torch.cuda.Stream(device=idx.device)
+            if self._graph is None and self._calls < self.warmup:
+                self._calls += 1
+                self._stream.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(self._stream):
+                    out = self.step(idx)
+                torch.cuda.current_stream().wait_stream(self._stream)
+                return out
+            if self._graph is None:
+                if not self._capture(idx):
+                    return self.step(idx)
+            else:
+                assert self._idx is not None
+                self._idx.copy_(idx)
+            assert self._graph is not None and self._out is not None
+            self._graph.replay()
+            return self._out
+
+    def _capture(self, idx: torch.Tensor) -> bool:
+        self._idx = idx.clone()
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph, stream=self._stream):
+                out = self.step(self._idx)
+        except Exception as err:  # nothing ran on the GPU during capture: eager is still exact
+            warnings.warn(
+                f"CUDA graph capture of the training step failed ({err}); training on without "
+                "graphs (pass cuda_graphs=False to skip the attempt).",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            self.enabled = False
+            return False
+        self._graph, self._out = graph, out
+        return True

@@ -72,8 +72,8 @@ class TrainConfig:
         torch CPU threads while training on the CPU (``None``: leave torch's setting). One
         is fastest for the paper's small networks; raise it for wide ones.
     cuda_graphs
-        On a CUDA GPU, replay each batched training step from a captured CUDA graph
-        (:class:`~indiseek.nn._graphs.GraphedStep`): the small networks are launch-bound there.
+        On a CUDA GPU, replay each batched training step from a captured CUDA graph (the
+        small networks are launch-bound there).
     """
 
     max_epochs: int | None = None
@@ -117,6 +117,9 @@ class TrainConfig:
         for name in ("q_steps", "q_epochs", "patience", "clip_patience"):
             check_int(name, getattr(self, name), 1)
         check_int("seed", self.seed, 0)
+        for name in ("early_stopping", "clip_early_stopping", "cuda_graphs"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}.")
         if self.cpu_threads is not None:
             check_int("n_threads", self.cpu_threads, 1, "or None")
 
