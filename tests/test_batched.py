@@ -7,18 +7,20 @@ import torch
 import indiseek as isk
 from indiseek.model._ensemble import build_members, make_jobs
 from indiseek.nn import TrainConfig, can_batch, to_tensor, train_member, train_members_batched
+from indiseek.nn._batched import why_not_batched
 from indiseek.nn._graphs import GraphedStep
 
 SMALL = dict(n_shared=8, n_specific=6, n_hidden=32, n_layers=3, n_members=3)
 
 
-def _jobs(mdata, dtype, device="cpu", **cfg_kw):
+def _jobs(mdata, dtype, device="cpu", member_cells=None, **cfg_kw):
     model = isk.IndiSeek(mdata, **SMALL)
     members = build_members(model.params, model.n_features, model.objective, 5)
     model.module = members.to(dtype).to(device)
     x = {m: to_tensor(v, torch.device(device)).to(dtype) for m, v in model._train_inputs.items()}
     cfg = TrainConfig(progress_bar=False, seed=5, **cfg_kw)
-    return make_jobs(model, x, np.flatnonzero(model._train_cells), cfg, 0.1, None, None)
+    cells = np.flatnonzero(model._train_cells)
+    return make_jobs(model, x, cells, cfg, 0.1, None, None, member_cells)
 
 
 def test_batched_members_are_the_sequential_maths(small_mdata):
@@ -44,6 +46,25 @@ def test_batched_members_are_the_sequential_maths(small_mdata):
             rtol=1e-5,
             atol=1e-6,
         )
+
+
+def test_members_with_a_few_cells_more_train_batched(small_mdata):
+    """Cross-fit folds differ by a cell or so: as long as every member has as many full
+    batches per epoch, they train batched with the sequential maths (float64)."""
+    cells = np.flatnonzero(small_mdata.obs["indiseek_split"].to_numpy() == "train")
+    own = [cells[:-2], cells[1:], cells[3:]]  # 430, 431, 429 training cells: 13 batches of 32
+    kw = dict(max_epochs=6, batch_size=32, clip_patience=2, early_stopping=True, patience=2)
+    seq = [train_member(j) for j in _jobs(small_mdata, torch.float64, member_cells=own, **kw)]
+    jobs = _jobs(small_mdata, torch.float64, member_cells=own, **kw)
+    assert len({len(j.train_idx) for j in jobs}) > 1 and can_batch(jobs)
+    for a, b in zip(seq, train_members_batched(jobs), strict=True):
+        assert len(a.specific_history) == len(b.specific_history)
+        for key in a.state:
+            np.testing.assert_allclose(b.state[key], a.state[key], rtol=0, atol=1e-9)
+    uneven = [cells[:-40], cells, cells]  # fewer full batches for the first member
+    assert "batches per epoch" in why_not_batched(
+        _jobs(small_mdata, torch.float64, member_cells=uneven, **kw)
+    )
 
 
 def test_graphed_step_is_a_plain_call_off_cuda():

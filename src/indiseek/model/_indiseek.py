@@ -285,7 +285,8 @@ class IndiSeek(SetupMixin, RepresentationMixin, SaveLoadMixin):
             preprocessing is then fitted on every cell). Each member trains on
             (n_members − 1)/n_members of the cells. Needs ``n_members >= 2``; cannot reuse
             ``clip_from``. With a split, the folds divide the training cells. Folds differ in
-            size by a cell, so on a GPU the members then train one after another. The folds
+            size by a cell or so; members still train batched while each has as many full
+            batches per epoch (else one after another). The folds
             are in ``model.folds`` and :meth:`write_obsm` writes them to
             ``mdata.obs["indiseek_fold"]``.
         progress_bar

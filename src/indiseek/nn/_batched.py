@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
+from torch.nn import functional as F
 
 from ._graphs import GraphedStep
 from ._loops import BranchData, _clip_validation, _finish, evaluate_branches
@@ -49,13 +50,17 @@ def why_not_batched(jobs: Sequence[MemberJob]) -> str:
     first = jobs[0]
     objective = get_objective(first.objective)
     same = ("objective", "lam", "club_weight", "epochs", "clip_epochs", "x_sq")
+    bs = first.cfg.batch_size
     for j in jobs[1:]:
         if j.x is not first.x or any(getattr(j, a) != getattr(first, a) for a in same):
             return "members with different data or settings"
         if dataclasses.replace(j.cfg, seed=first.cfg.seed) != first.cfg:
             return "members with different training settings"
-        if len(j.train_idx) != len(first.train_idx) or len(j.val_idx) != len(first.val_idx):
-            return "members with different numbers of training or validation cells"
+        # members may differ by a few cells (cross-fit folds): each epoch's batches must match
+        if _n_batches(len(j.train_idx), bs) != _n_batches(len(first.train_idx), bs):
+            return "members with different numbers of training batches per epoch"
+        if (len(j.val_idx) > 1) != (len(first.val_idx) > 1):
+            return "members with and without validation cells"
     if any(isinstance(m, nn.BatchNorm1d) for m in first.module.modules()):
         return "normalize_z=True (batch standardisation)"
     if objective.uses_critics:
@@ -86,9 +91,12 @@ class _Stacked:
                 own[name].copy_(p[m])
 
 
-def _perms(gens, n: int, device) -> torch.Tensor:
-    # the same permutation each member draws in the sequential path (batches())
-    return torch.stack([torch.randperm(n, generator=g, device="cpu") for g in gens]).to(device)
+def _perms(gens, ns: Sequence[int], used: int, device) -> torch.Tensor:
+    # the permutation each member draws in the sequential path (batches()), cut to the cells
+    # its full batches use (the ragged rest is dropped there too)
+    draws = zip(gens, ns, strict=True)
+    perms = [torch.randperm(n, generator=g, device="cpu")[:used] for g, n in draws]
+    return torch.stack(perms).to(device)
 
 
 def _n_batches(n: int, batch_size: int) -> tuple[int, int]:
@@ -136,7 +144,11 @@ class _ClipLoss(nn.Module):
 
 
 def fit_clip_batched(jobs: Sequence[MemberJob], names, tr, va, bar_enabled: bool):
-    """Step 1 of every member at once; returns the per-member histories."""
+    """Step 1 of every member at once; returns the per-member histories.
+
+    ``tr``: each member's training cells as rows, padded to equal length (the padding is never
+    drawn); ``va``: each member's validation cells, or None.
+    """
     a, b = names
     cfg0 = jobs[0].cfg
     x1, x2 = jobs[0].x[a], jobs[0].x[b]
@@ -150,7 +162,7 @@ def fit_clip_batched(jobs: Sequence[MemberJob], names, tr, va, bar_enabled: bool
     st = _Stacked(wrappers)
     opt = adam(list(st.params.values()), cfg0, capturable=cfg0.cuda_graphs)
     gens = [torch.Generator().manual_seed(j.cfg.seed) for j in jobs]
-    has_val = va is not None and va.shape[1] > 1
+    has_val = va is not None
     log = _MemberLog(clips, cfg0.clip_early_stopping and has_val, cfg0.clip_patience, "val_infonce")
 
     def loss_one(p, bufs, idx):
@@ -166,12 +178,12 @@ def fit_clip_batched(jobs: Sequence[MemberJob], names, tr, va, bar_enabled: bool
         return losses.detach()
 
     run = GraphedStep(train_step, device, cfg0.cuda_graphs)
-    n = tr.shape[1]
-    nb, size = _n_batches(n, cfg0.batch_size)
+    ns = [len(j.train_idx) for j in jobs]
+    nb, size = _n_batches(ns[0], cfg0.batch_size)
     epochs = jobs[0].clip_epochs
     with progress(epochs, f"step 1 (CLIP, {len(jobs)} members batched)", bar_enabled) as bar:
         for epoch in range(epochs):
-            perm = _perms(gens, n, device)
+            perm = _perms(gens, ns, nb * size, device)
             total = torch.zeros(len(jobs), device=device, dtype=x1.dtype)
             for i in range(nb):
                 idx = torch.gather(tr, 1, perm[:, i * size : (i + 1) * size])
@@ -250,7 +262,7 @@ def fit_specific_batched(
     st = _Stacked(wrappers)
     opt = adam(list(st.params.values()), cfg0, capturable=cfg0.cuda_graphs)
     gens = [torch.Generator().manual_seed(j.cfg.seed + 1) for j in jobs]
-    has_val = va is not None and va.shape[1] > 1
+    has_val = va is not None
     branch_sets = [nn.ModuleDict(dict(j.module.branches)) for j in jobs]
     log = _MemberLog(branch_sets, cfg0.early_stopping and has_val, cfg0.patience, "val_loss")
 
@@ -279,14 +291,14 @@ def fit_specific_batched(
         return torch.stack([terms[k] for k in keys], 1)
 
     run = GraphedStep(train_step, device, cfg0.cuda_graphs)
-    n = tr.shape[1]
-    nb, size = _n_batches(n, cfg0.batch_size)
+    ns = [len(j.train_idx) for j in jobs]
+    nb, size = _n_batches(ns[0], cfg0.batch_size)
     epochs = job0.epochs
     with progress(
         epochs, f"step 2 ({objective.name}, {len(jobs)} members batched)", bar_enabled
     ) as bar:
         for epoch in range(epochs):
-            perm = _perms(gens, n, device)
+            perm = _perms(gens, ns, nb * size, device)
             total = None
             for i in range(nb):
                 idx = torch.gather(tr, 1, perm[:, i * size : (i + 1) * size])
@@ -310,10 +322,13 @@ def train_members_batched(jobs: Sequence[MemberJob]) -> list[MemberResult]:
     job0 = jobs[0]
     names = job0.module.names
     device = job0.x[names[0]].device
-    tr = torch.stack([torch.as_tensor(j.train_idx) for j in jobs]).to(device)
+    n_max = max(len(j.train_idx) for j in jobs)
+    tr = torch.stack(
+        [F.pad(torch.as_tensor(j.train_idx), (0, n_max - len(j.train_idx))) for j in jobs]
+    ).to(device)
     va = None
     if len(job0.val_idx) > 1:
-        va = torch.stack([torch.as_tensor(j.val_idx) for j in jobs]).to(device)
+        va = [torch.as_tensor(j.val_idx).to(device) for j in jobs]
     bar = job0.cfg.progress_bar
     t0 = time.perf_counter()
     with cpu_threads(device, job0.cfg.cpu_threads):
