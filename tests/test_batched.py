@@ -49,22 +49,29 @@ def test_batched_members_are_the_sequential_maths(small_mdata):
 
 
 def test_members_with_a_few_cells_more_train_batched(small_mdata):
-    """Cross-fit folds differ by a cell or so: as long as every member has as many full
-    batches per epoch, they train batched with the sequential maths (float64)."""
+    """Cross-fit folds differ by a few cells: as long as every member has as many full
+    batches per epoch, they train batched with the sequential maths (float64), their own
+    validation cells and early stopping included."""
     cells = np.flatnonzero(small_mdata.obs["indiseek_split"].to_numpy() == "train")
-    own = [cells[:-2], cells[1:], cells[3:]]  # 430, 431, 429 training cells: 13 batches of 32
-    kw = dict(max_epochs=6, batch_size=32, clip_patience=2, early_stopping=True, patience=2)
+    own = [cells[:-6], cells[1:], cells[3:]]  # validation 47 / 48 / 48, 13 batches of 32 each
+    kw = dict(max_epochs=25, batch_size=32, clip_patience=2, early_stopping=True, patience=3)
     seq = [train_member(j) for j in _jobs(small_mdata, torch.float64, member_cells=own, **kw)]
     jobs = _jobs(small_mdata, torch.float64, member_cells=own, **kw)
-    assert len({len(j.train_idx) for j in jobs}) > 1 and can_batch(jobs)
-    for a, b in zip(seq, train_members_batched(jobs), strict=True):
-        assert len(a.specific_history) == len(b.specific_history)
+    assert len({len(j.train_idx) for j in jobs}) > 1 and len({len(j.val_idx) for j in jobs}) > 1
+    assert can_batch(jobs)
+    bat = train_members_batched(jobs)
+    assert len({len(r.clip_history) for r in seq}) > 1, "members should stop at different epochs"
+    for a, b in zip(seq, bat, strict=True):
+        for step in ("clip_history", "specific_history"):
+            ha, hb = getattr(a, step), getattr(b, step)
+            assert list(ha.columns) == list(hb.columns) and len(ha) == len(hb)
+            np.testing.assert_allclose(hb.to_numpy(), ha.to_numpy(), rtol=1e-5, atol=1e-6)
         for key in a.state:
             np.testing.assert_allclose(b.state[key], a.state[key], rtol=0, atol=1e-9)
-    uneven = [cells[:-40], cells, cells]  # fewer full batches for the first member
-    assert "batches per epoch" in why_not_batched(
-        _jobs(small_mdata, torch.float64, member_cells=uneven, **kw)
-    )
+    uneven = _jobs(small_mdata, torch.float64, member_cells=[cells[:-40], cells, cells], **kw)
+    assert "batches per epoch" in why_not_batched(uneven)
+    with pytest.raises(ValueError, match="batches per epoch"):
+        train_members_batched(uneven)
 
 
 def test_graphed_step_is_a_plain_call_off_cuda():

@@ -119,6 +119,29 @@ def member_time(results: Sequence[MemberResult], key: str, batched: bool) -> flo
     return times[0] if batched else sum(times)
 
 
+# training settings recorded as asked for (with "batched" and "device", cuda_graphs says
+# whether graphs were meant to run; a capture that failed fell back with a warning)
+RECORDED = ("batch_size", "lr", "seed", "q_schedule", "q_steps", "q_epochs", "early_stopping")
+RECORDED += ("cuda_graphs",)
+
+
+def train_record(cfg, jobs, results, history: pd.DataFrame, batched: bool) -> dict:
+    """``train_params``' entries that come from the settings, the jobs and the histories."""
+    n_members = len(jobs)
+    steps = history["step"]
+    return {
+        **{k: v for k, v in dataclasses.asdict(cfg).items() if k in RECORDED},
+        "max_epochs": jobs[0].epochs,
+        "clip_epochs": jobs[0].clip_epochs,
+        "epochs_run_clip": int((steps == "clip").sum()) // n_members,
+        "epochs_run_specific": int((steps == "specific").sum()) // n_members,
+        "n_train": len(jobs[0].train_idx),
+        "n_validation": len(jobs[0].val_idx),
+        "time_clip_s": round(member_time(results, "time_clip_s", batched), 3),
+        "time_specific_s": round(member_time(results, "time_specific_s", batched), 3),
+    }
+
+
 def run_members(
     jobs: Sequence[MemberJob], workers: int, progress_bar: bool, batched: bool = False
 ) -> list[MemberResult]:

@@ -7,7 +7,6 @@ inputs are read back), :mod:`._ensemble` (members, seeds, parallel training), :m
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import numbers
@@ -28,9 +27,9 @@ from ._ensemble import (
     collect_history,
     crossfit_cells,
     make_jobs,
-    member_time,
     n_workers,
     run_members,
+    train_record,
     use_batched,
 )
 from ._inference import RepresentationMixin, apply_z_scale, encode, z_scales
@@ -275,7 +274,7 @@ class IndiSeek(SetupMixin, RepresentationMixin, SaveLoadMixin):
             When members train batched on a CUDA GPU, replay each step from a captured CUDA
             graph after 3 eager ones (one launch instead of hundreds: these small networks are
             launch-bound there); the same updates as eager (tested to 1e-8 in float64). Ignored
-            elsewhere; ``False`` if a capture fails on your setup (it then falls back, warning).
+            elsewhere; pass ``False`` if a capture fails on your setup (it falls back, warning).
         cross_fit
             Cross-fitting, for θ on every cell: the training cells are dealt into
             ``n_members`` folds (evenly within each batch) and member ``j`` trains on every
@@ -285,8 +284,8 @@ class IndiSeek(SetupMixin, RepresentationMixin, SaveLoadMixin):
             preprocessing is then fitted on every cell). Each member trains on
             (n_members − 1)/n_members of the cells. Needs ``n_members >= 2``; cannot reuse
             ``clip_from``. With a split, the folds divide the training cells. Folds differ in
-            size by a cell or so; members still train batched while each has as many full
-            batches per epoch (else one after another). The folds
+            size by a cell or so; on a GPU (or with ``batch_members=True``) members still
+            train batched while each has as many full batches per epoch. The folds
             are in ``model.folds`` and :meth:`write_obsm` writes them to
             ``mdata.obs["indiseek_fold"]``.
         progress_bar
@@ -337,24 +336,10 @@ class IndiSeek(SetupMixin, RepresentationMixin, SaveLoadMixin):
         self.block_scale = self._measure_block_scale(
             apply_z_scale(every, self.z_scale, self.n_members)
         )
-        self.train_params = {
-            **{k: v for k, v in dataclasses.asdict(cfg).items() if k in _RECORDED},
-            "max_epochs": jobs[0].epochs,
-            "clip_epochs": jobs[0].clip_epochs,
-            "epochs_run_clip": int((self.history["step"] == "clip").sum()) // self.n_members,
-            "epochs_run_specific": int((self.history["step"] == "specific").sum())
-            // self.n_members,
-            "validation_size": validation_size,
-            "n_train": len(jobs[0].train_idx),
-            "n_validation": len(jobs[0].val_idx),
-            "device": str(device),
-            "n_jobs": workers,
-            "batched": batched,
-            "cross_fit": self.folds is not None,
-            "time_clip_s": round(member_time(results, "time_clip_s", batched), 3),
-            "time_specific_s": round(member_time(results, "time_specific_s", batched), 3),
-            "time_wall_s": round(wall, 3),
-        }
+        self.train_params = train_record(cfg, jobs, results, self.history, batched)
+        self.train_params.update(validation_size=validation_size, device=str(device))
+        self.train_params.update(n_jobs=workers, batched=batched, cross_fit=self.folds is not None)
+        self.train_params["time_wall_s"] = round(wall, 3)
         self.is_trained = True
         logger.info("trained in %.1f s on %s (%d worker(s))", wall, device, workers)
 
@@ -393,8 +378,3 @@ class IndiSeek(SetupMixin, RepresentationMixin, SaveLoadMixin):
             f"n_members={p['n_members']}; inputs rna={self.n_features['rna']}, "
             f"adt={self.n_features['adt']}; {state})"
         )
-
-
-# the settings asked for; with "batched" and "device", cuda_graphs says whether graphs ran
-_RECORDED = ("batch_size", "lr", "seed", "q_schedule", "q_steps", "q_epochs", "early_stopping")
-_RECORDED += ("cuda_graphs",)

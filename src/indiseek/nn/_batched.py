@@ -36,7 +36,8 @@ def can_batch(jobs: Sequence[MemberJob]) -> bool:
     """Whether these jobs can train as one batched model (else: one after another).
 
     Needs members that differ only in weights, seed and cells (same data, objective, λ, CLUB
-    weight, epochs and settings, equally many training and validation cells), the default
+    weight, epochs and settings; as many full training batches per epoch, and all or none with
+    validation cells — cross-fit folds may differ by a few cells), the default
     step-2 schedule (one interleaved q step), no batch-standardised Z (BatchNorm's running
     statistics do not vmap), objectives without InfoNCE critics, and no reused step 1.
     """
@@ -52,15 +53,16 @@ def why_not_batched(jobs: Sequence[MemberJob]) -> str:
     same = ("objective", "lam", "club_weight", "epochs", "clip_epochs", "x_sq")
     bs = first.cfg.batch_size
     for j in jobs[1:]:
-        if j.x is not first.x or any(getattr(j, a) != getattr(first, a) for a in same):
-            return "members with different data or settings"
-        if dataclasses.replace(j.cfg, seed=first.cfg.seed) != first.cfg:
-            return "members with different training settings"
         # members may differ by a few cells (cross-fit folds): each epoch's batches must match
+        # (checked first: the default number of epochs follows from it)
         if _n_batches(len(j.train_idx), bs) != _n_batches(len(first.train_idx), bs):
             return "members with different numbers of training batches per epoch"
         if (len(j.val_idx) > 1) != (len(first.val_idx) > 1):
             return "members with and without validation cells"
+        if j.x is not first.x or any(getattr(j, a) != getattr(first, a) for a in same):
+            return "members with different data or settings"
+        if dataclasses.replace(j.cfg, seed=first.cfg.seed) != first.cfg:
+            return "members with different training settings"
     if any(isinstance(m, nn.BatchNorm1d) for m in first.module.modules()):
         return "normalize_z=True (batch standardisation)"
     if objective.uses_critics:
@@ -319,6 +321,9 @@ def fit_specific_batched(
 
 def train_members_batched(jobs: Sequence[MemberJob]) -> list[MemberResult]:
     """Train the members of :func:`can_batch` jobs at once, in place; results in member order."""
+    reason = why_not_batched(jobs)
+    if reason:
+        raise ValueError(f"These members cannot train batched: {reason}.")
     job0 = jobs[0]
     names = job0.module.names
     device = job0.x[names[0]].device
