@@ -249,13 +249,16 @@ def _in_mudata_order(mdata: MuData, mod: str, key: str) -> np.ndarray:
     return x[idx]
 
 
+def prepare_params(mdata: MuData) -> dict:
+    """The parameters ``pp.prepare`` recorded in ``mdata.uns`` (``{}``: not prepared)."""
+    return dict(mdata.uns.get("indiseek", {}).get("prepare", {}).get("params", {}))
+
+
 def split_column(mdata: MuData, split_key: str | None = None) -> str:
     """The train/test column: ``split_key``, else the one ``setup_mudata`` recorded, else the
     one ``pp.prepare`` was given, else ``"indiseek_split"``."""
     if split_key is not None:
         return split_key
-    uns = mdata.uns.get("indiseek", {})
-    recorded = uns.get("setup", {}).get("split_key") or uns.get("prepare", {}).get(
-        "params", {}
-    ).get("split_key")
+    setup = mdata.uns.get("indiseek", {}).get("setup", {})
+    recorded = setup.get("split_key") or prepare_params(mdata).get("split_key")
     return str(recorded) if recorded else "indiseek_split"

@@ -121,8 +121,16 @@ def member_time(results: Sequence[MemberResult], key: str, batched: bool) -> flo
 
 # training settings recorded as asked for (with "batched" and "device", cuda_graphs says
 # whether graphs were meant to run; a capture that failed fell back with a warning)
-RECORDED = ("batch_size", "lr", "seed", "q_schedule", "q_steps", "q_epochs", "early_stopping")
-RECORDED += ("cuda_graphs",)
+RECORDED = (
+    "batch_size",
+    "lr",
+    "seed",
+    "q_schedule",
+    "q_steps",
+    "q_epochs",
+    "early_stopping",
+    "cuda_graphs",
+)
 
 
 def train_record(cfg, jobs, results, history: pd.DataFrame, batched: bool) -> dict:

@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import _keys as K
-from .._validate import check_mudata, check_same_cells, check_unique_names, get_modality
+from .._validate import (
+    check_mudata,
+    check_same_cells,
+    check_unique_names,
+    get_modality,
+    prepare_params,
+)
 
 if TYPE_CHECKING:
     from mudata import MuData
@@ -59,7 +65,7 @@ class Registry:
     ) -> Registry:
         """``setup_mudata``'s arguments, with the split and batch columns that ``pp.prepare``
         used as the defaults (and checked against them)."""
-        prep = dict(mdata.uns.get(K.UNS, {}).get("prepare", {}).get("params", {}))
+        prep = prepare_params(mdata)
         for name, value in (("split_key", split_key), ("batch_key", batch_key)):
             if value is not None and (not isinstance(value, str) or not value):
                 raise TypeError(f"{name} must be a column name or None, got {value!r}.")
@@ -78,13 +84,17 @@ class Registry:
                 "cell trains the model (leave split_key=None)."
             )
         prepared_with = str(prep.get("batch_key") or "")
-        if batch_key is not None:
+        if batch_key is None:
+            batch_key = prepared_with
+        else:
             from ..pp._batches import read_batches
 
             read_batches(mdata, batch_key)  # a misspelt column fails here, with the choices
-        if batch_key is None:
-            batch_key = prepared_with
-        elif batch_key != prepared_with and (rna_rep, adt_rep) == (K.RNA_INPUT, K.ADT_INPUT):
+        if (
+            batch_key
+            and batch_key != prepared_with
+            and (rna_rep, adt_rep) == (K.RNA_INPUT, K.ADT_INPUT)
+        ):
             raise ValueError(
                 f"batch_key={batch_key!r}, but pp.prepare was run with batch_key="
                 f"{prepared_with or None!r}: the batch correction happens in preprocessing; run "

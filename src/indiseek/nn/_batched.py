@@ -289,7 +289,8 @@ def fit_specific_batched(
         # q's loss reaches only q (z detached), the main loss never reaches q
         (main.sum() + q_loss.sum()).backward()
         opt.step()
-        keys[:] = list(terms)
+        if not keys:
+            keys.extend(terms)
         return torch.stack([terms[k] for k in keys], 1)
 
     run = GraphedStep(train_step, device, cfg0.cuda_graphs)

@@ -102,6 +102,15 @@ def group_means(x: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
         return sums / counts
 
 
+def with_unseen_means(mean: np.ndarray, codes: np.ndarray, n: int, own_mean) -> np.ndarray:
+    """The fit's per-batch means (rows), then one for each batch it has none for (codes
+    ``len(mean)..n-1``): ``own_mean(b)``, its own cells' mean, when it has
+    :data:`MIN_OWN_CELLS` cells, else the average of the fit's batches."""
+    pooled = mean.mean(axis=0)
+    extra = [own_mean(b) if own_means_ok(codes, b) else pooled for b in range(len(mean), n)]
+    return np.vstack([mean, *extra]) if extra else mean
+
+
 def warn_unseen(batches: Batches, seen: int, modality: str, stacklevel: int = 5) -> None:
     """Batches without training cells are centred on their own cells: say which."""
     unseen = np.arange(seen, batches.n)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from ._batches import group_means, own_means_ok
+from ._batches import group_means, with_unseen_means
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -202,14 +202,12 @@ def apply_rna(
     mean = np.asarray(state["mean"], dtype=np.float32)
     if mean.ndim == 2:
         codes = batches.codes
-        pooled = mean.mean(axis=0)
-        extra = [
-            _chunked_moments(counts, np.flatnonzero(codes == b), idx)[0]
-            if own_means_ok(codes, b)
-            else pooled
-            for b in range(len(mean), batches.n)
-        ]
-        mean = np.vstack([mean, *extra]) if extra else mean
+        mean = with_unseen_means(
+            mean,
+            codes,
+            batches.n,
+            lambda b: _chunked_moments(counts, np.flatnonzero(codes == b), idx)[0],
+        )
     for rows in chunks(n):
         row_mean = mean if mean.ndim == 1 else mean[batches.codes[rows]]
         xs = _scaled(lognormalise(counts[rows])[:, idx], row_mean, state["std"], state["scale_max"])
@@ -296,11 +294,9 @@ def apply_adt(clr: np.ndarray, state: dict[str, Any], batches: Batches | None = 
     means for on its own cells' means), or their PCs."""
     mean = np.asarray(state["mean"], dtype=np.float32)
     if mean.ndim == 2:
-        extra = group_means(clr, batches.codes, batches.n)[len(mean) :]
-        for i, b in enumerate(range(len(mean), batches.n)):
-            if not own_means_ok(batches.codes, b):
-                extra[i] = mean.mean(axis=0)
-        mean = np.vstack([mean, extra.astype(np.float32)])[batches.codes]
+        own = group_means(clr, batches.codes, batches.n)
+        mean = with_unseen_means(mean, batches.codes, batches.n, own.__getitem__)
+        mean = mean.astype(np.float32)[batches.codes]
     out = clr - mean
     if state.get("n_pcs", 0):
         out = out.astype(np.float64) @ np.asarray(state["loadings"], dtype=np.float64)
