@@ -34,15 +34,6 @@ def _say(quiet: bool, msg: str) -> None:
         print(msg, flush=True)
 
 
-def _jobs(args: argparse.Namespace) -> int:
-    """Worker processes for the ensemble (``--jobs``, else as many as members and cores)."""
-    from .model._ensemble import available_cores
-
-    if args.jobs is not None:
-        return args.jobs
-    return max(1, min(args.members, available_cores()))
-
-
 def _train(model, mdata, args: argparse.Namespace) -> None:
     """Train with the command line's settings and write the embeddings into ``mdata``."""
     model.train(
@@ -50,7 +41,7 @@ def _train(model, mdata, args: argparse.Namespace) -> None:
         seed=args.seed,
         accelerator=args.device,
         progress_bar=not args.quiet,
-        n_jobs=_jobs(args),
+        n_jobs=args.jobs,
     )
     model.write_obsm(mdata)
 
@@ -252,7 +243,7 @@ def _add_ensemble_args(p: argparse.ArgumentParser) -> None:
         "--jobs",
         type=int,
         default=None,
-        help="members trained at once in worker processes on a CPU (default: members or cores)",
+        help="members trained at once in worker processes on a CPU (default: as train(n_jobs=None))",
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -14,6 +14,7 @@ from ._modules import ClipModule, SpecificBranch
 from ._objectives import Objective, branch_terms
 from ._train_utils import (
     Accumulator,
+    AdamStep,
     EarlyStopper,
     TrainConfig,
     adam,
@@ -47,25 +48,23 @@ def fit_clip(
     epochs: int,
 ) -> pd.DataFrame:
     """Step 1: train both encoders with symmetric InfoNCE. Returns the per-epoch history."""
-    device = x1.device
     gen = torch.Generator().manual_seed(cfg.seed)
     opt = adam(list(clip.parameters()), cfg)
+    opt_step = AdamStep(opt)
     stopper = EarlyStopper(
         cfg.clip_early_stopping and val_idx is not None and len(val_idx) > 1, cfg.clip_patience
     )
     rows = []
-    n = len(train_idx)
     with progress(epochs, "step 1 (CLIP)", cfg.progress_bar) as bar:
         for epoch in range(epochs):
             clip.train()
             acc = Accumulator()
-            for b in batches(n, cfg.batch_size, gen, device):
-                idx = train_idx[b]
-                c1, c2 = clip(x1[idx], x2[idx])
+            for b1, b2 in gathered_batches([x1, x2], train_idx, cfg, gen):
+                c1, c2 = clip(b1, b2)
                 loss = info_nce(c1, c2, clip.temperature)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
-                opt.step()
+                opt_step()
                 acc.add({"infonce": loss})
             row = {
                 "epoch": epoch,
@@ -102,45 +101,84 @@ class BranchData:
     x_sq: float  # E‖X‖² over training cells: makes the reconstruction term scale-free
 
 
-def _terms_on(
-    branch: SpecificBranch,
-    d: BranchData,
-    idx: torch.Tensor,
-    objective: Objective,
-    lam: float,
-    club_weight: float,
-    z: torch.Tensor,
-    q_out: tuple[torch.Tensor, torch.Tensor] | None,
-) -> dict[str, torch.Tensor]:
-    """:func:`branch_terms` on the cells ``idx`` of one branch's data."""
-    return branch_terms(
-        branch,
-        objective,
-        d.x[idx],
-        d.c_own[idx],
-        d.c_club[idx],
-        lam,
-        d.x_sq,
-        club_weight=club_weight,
-        z=z,
-        q_out=q_out,
-    )
+def select(data: Mapping[str, BranchData], idx: torch.Tensor) -> dict[str, BranchData]:
+    """Every branch's data on the cells ``idx``."""
+    x, c_own, c_club = zip(*((d.x, d.c_own, d.c_club) for d in data.values()), strict=True)
+    return _as_branches(data, gather([*x, *c_own, *c_club], idx))
 
 
-def _batch_terms(branches, data, idx, objective, lam, club_weight, z, q_out):
+def _as_branches(data: Mapping[str, BranchData], parts: list[torch.Tensor]):
+    k = len(data)
+    return {
+        name: BranchData(parts[i], parts[k + i], parts[2 * k + i], d.x_sq)
+        for i, (name, d) in enumerate(data.items())
+    }
+
+
+def gather(tensors: list[torch.Tensor], idx: torch.Tensor) -> list[torch.Tensor]:
+    """``[t[idx] for t in tensors]``, indexing a tensor that appears twice only once."""
+    rows: dict[int, torch.Tensor] = {}
+    for t in tensors:
+        if id(t) not in rows:
+            rows[id(t)] = t[idx]
+    return [rows[id(t)] for t in tensors]
+
+
+def gathered_batches(
+    tensors: list[torch.Tensor],
+    train_idx: torch.Tensor,
+    cfg: TrainConfig,
+    gen: torch.Generator,
+    chunk: int = 32,
+) -> Iterator[list[torch.Tensor]]:
+    """The batches of :func:`batches` (same random draw, same cells), as rows of ``tensors``.
+
+    Rows are gathered for ``chunk`` batches at a time and each batch is a slice (a view) of
+    them: on a CPU one indexing call costs tens of microseconds, a large share of a training
+    step of these small networks.
+    """
+    cells = torch.cat(list(batches(len(train_idx), cfg.batch_size, gen, train_idx.device)))
+    n_batches = max(len(train_idx) // cfg.batch_size, 1)
+    size = len(cells) // n_batches
+    for first in range(0, n_batches, chunk):
+        last = min(first + chunk, n_batches)
+        block = gather(tensors, train_idx[cells[first * size : last * size]])
+        for b in range(last - first):
+            yield [t[b * size : (b + 1) * size] for t in block]
+
+
+def _branch_batches(data, train_idx, cfg, gen) -> Iterator[dict[str, BranchData]]:
+    x, c_own, c_club = zip(*((d.x, d.c_own, d.c_club) for d in data.values()), strict=True)
+    for parts in gathered_batches([*x, *c_own, *c_club], train_idx, cfg, gen):
+        yield _as_branches(data, parts)
+
+
+def _batch_terms(branches, batch, objective, lam, club_weight, z, q_out):
     """Every branch's loss terms on one batch (prefixed by branch name) and their summed loss."""
     total = 0.0
     terms: dict[str, torch.Tensor] = {}
     for name, br in branches.items():
         q = None if q_out is None else q_out[name]
-        t = _terms_on(br, data[name], idx, objective, lam, club_weight, z[name], q)
+        d = batch[name]
+        t = branch_terms(
+            br,
+            objective,
+            d.x,
+            d.c_own,
+            d.c_club,
+            lam,
+            d.x_sq,
+            club_weight=club_weight,
+            z=z[name],
+            q_out=q,
+        )
         total = total + t["loss"]
         terms.update({f"{name}_{k}": v for k, v in t.items()})
     terms["loss"] = total
     return total, terms
 
 
-def _q_terms(branches, data, idx, z_cache=None):
+def _q_terms(branches, batch, z_cache=None):
     """Every branch's q log-likelihood of detached z, its loss (to minimise) and q's outputs.
 
     The outputs are returned detached: the main loss of the same batch reuses them instead of
@@ -150,13 +188,13 @@ def _q_terms(branches, data, idx, z_cache=None):
     outputs = {}
     loss = 0.0
     for name, br in branches.items():
-        d = data[name]
+        d = batch[name]
         if z_cache is not None:
             z = z_cache[name].detach()
         else:
             with torch.no_grad():
-                z = br.encoder(d.x[idx])
-        mu, logvar = br.q(d.c_club[idx])
+                z = br.encoder(d.x)
+        mu, logvar = br.q(d.c_club)
         ll = gaussian_loglik(z, mu, logvar).mean()
         terms[f"{name}_q_loglik"] = ll
         outputs[name] = (mu.detach(), logvar.detach())
@@ -164,10 +202,10 @@ def _q_terms(branches, data, idx, z_cache=None):
     return loss, terms, outputs
 
 
-def _q_step(branches, data, idx, opt, z_cache=None):
+def _q_step(branches, batch, opt, z_cache=None):
     """One maximum-likelihood step of every branch's q alone (the main weights have no
     gradient, so the optimiser leaves them as they are)."""
-    loss, terms, outputs = _q_terms(branches, data, idx, z_cache)
+    loss, terms, outputs = _q_terms(branches, batch, z_cache)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -193,13 +231,12 @@ def fit_specific_branches(
     q's loss reaches only q (z is detached), the main loss never reaches q (its outputs are
     detached), and Adam's state is per weight.
     """
-    device = next(iter(data.values())).x.device
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     modules = torch.nn.ModuleDict(dict(branches))
     opt = adam(list(modules.parameters()), cfg)
+    opt_step = AdamStep(opt)
     has_val = val_idx is not None and len(val_idx) > 1
     stopper = EarlyStopper(cfg.early_stopping and has_val, cfg.patience)
-    n = len(train_idx)
     rows = []
     with progress(epochs, f"step 2 ({objective.name})", cfg.progress_bar) as bar:
         for epoch in range(epochs):
@@ -207,23 +244,22 @@ def fit_specific_branches(
             acc = Accumulator()
             if cfg.q_schedule == "epoch":
                 for _ in range(cfg.q_epochs):
-                    for b in batches(n, cfg.batch_size, gen, device):
-                        acc.add(_q_step(branches, data, train_idx[b], opt)[0])
-            for b in batches(n, cfg.batch_size, gen, device):
-                idx = train_idx[b]
-                z_cache = {name: br.encoder(data[name].x[idx]) for name, br in branches.items()}
+                    for batch in _branch_batches(data, train_idx, cfg, gen):
+                        acc.add(_q_step(branches, batch, opt)[0])
+            for batch in _branch_batches(data, train_idx, cfg, gen):
+                z_cache = {name: br.encoder(batch[name].x) for name, br in branches.items()}
                 q_out, q_loss = None, 0.0
                 if cfg.q_schedule == "interleaved":
                     for _ in range(cfg.q_steps - 1):
-                        acc.add(_q_step(branches, data, idx, opt, z_cache)[0])
-                    q_loss, q_terms, q_out = _q_terms(branches, data, idx, z_cache)
+                        acc.add(_q_step(branches, batch, opt, z_cache)[0])
+                    q_loss, q_terms, q_out = _q_terms(branches, batch, z_cache)
                     acc.add(q_terms)
                 total, batch_terms = _batch_terms(
-                    branches, data, idx, objective, lam, club_weight, z_cache, q_out
+                    branches, batch, objective, lam, club_weight, z_cache, q_out
                 )
                 opt.zero_grad(set_to_none=True)
                 (total + q_loss).backward()
-                opt.step()
+                opt_step()
                 acc.add(batch_terms)
             row = {"epoch": epoch, **acc.means("train_")}
             if has_val:
@@ -248,9 +284,10 @@ def evaluate_branches(
     """Loss terms on a set of cells in one pass (CLUB over all pairs of the set)."""
     for br in branches.values():
         br.eval()
-    z = {name: br.encoder(data[name].x[idx]) for name, br in branches.items()}
-    q_out = {name: br.q(data[name].c_club[idx]) for name, br in branches.items()}
-    _, out = _batch_terms(branches, data, idx, objective, lam, club_weight, z, q_out)
+    batch = select(data, idx)
+    z = {name: br.encoder(batch[name].x) for name, br in branches.items()}
+    q_out = {name: br.q(batch[name].c_club) for name, br in branches.items()}
+    _, out = _batch_terms(branches, batch, objective, lam, club_weight, z, q_out)
     for name in branches:
         out[f"{name}_q_loglik"] = gaussian_loglik(z[name], *q_out[name]).mean()
     keys = list(out)
