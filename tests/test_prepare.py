@@ -318,3 +318,47 @@ def test_isotype_controls_bad_values(value, match):
     with pytest.raises(ValueError, match=match):
         isk.pp.prepare(with_iso, isotype_controls=value)
     assert "indiseek" not in with_iso.uns
+
+
+@pytest.mark.parametrize("rna_format", ["csr", "dense"])
+def test_backed_mudata_prepares_as_in_memory(tmp_path, rna_format, monkeypatch):
+    """A MuData read with backed=True: RNA counts read from disk in chunks, same inputs."""
+    from indiseek import _validate
+
+    monkeypatch.setattr(_validate, "CHECK_CELLS", 150)  # several chunks
+    m = _sim()
+    if rna_format == "dense":
+        m.mod["rna"].X = m.mod["rna"].X.toarray()
+    m.write(tmp_path / "m.h5mu")
+    backed = md.read_h5mu(tmp_path / "m.h5mu", backed=True)
+    assert backed.mod["rna"].isbacked
+    isk.pp.prepare(m, train_size=0.5, seed=2)
+    isk.pp.prepare(backed, train_size=0.5, seed=2)
+    for mod, key in (("rna", "X_indiseek_pca"), ("adt", "X_indiseek_adt")):
+        np.testing.assert_array_equal(backed.mod[mod].obsm[key], m.mod[mod].obsm[key])
+    assert backed.obs["indiseek_split"].equals(m.obs["indiseek_split"])
+    if rna_format == "csr":  # and the rest of the pipeline runs on it
+        isk.IndiSeek.setup_mudata(backed)
+        model = isk.IndiSeek(backed, n_members=1, n_hidden=8, n_layers=2)
+        model.train(max_epochs=1, clip_epochs=1, progress_bar=False)
+        model.write_obsm(backed)
+        assert backed.obsm["X_indiseek"].shape[0] == backed.n_obs
+
+
+def test_backed_counts_are_checked_in_every_chunk(tmp_path, monkeypatch):
+    from indiseek import _validate
+
+    monkeypatch.setattr(_validate, "CHECK_CELLS", 150)
+    m = _sim()
+    x = m.mod["rna"].X.toarray()
+    x[320, :] = 0  # an empty cell in the third chunk
+    m.mod["rna"].X = x
+    m.write(tmp_path / "m.h5mu")
+    backed = md.read_h5mu(tmp_path / "m.h5mu", backed=True)
+    with pytest.raises(ValueError, match=r"'rna' \(\.X\) has 1 cells with zero total.*"):
+        isk.pp.prepare(backed, train_size=0.5)
+    x[320, 3] = -1
+    m.mod["rna"].X = x
+    m.write(tmp_path / "n.h5mu")
+    with pytest.raises(ValueError, match="negative values"):
+        isk.pp.prepare(md.read_h5mu(tmp_path / "n.h5mu", backed=True), train_size=0.5)

@@ -92,8 +92,24 @@ def check_unique_names(mdata: MuData, modalities: tuple[str, ...]) -> None:
             )
 
 
+#: Cells read at once when a matrix on disk is checked.
+CHECK_CELLS = 50_000
+
+
+def on_disk(x) -> bool:
+    """Whether a matrix is read from disk on access (``.X`` or a layer of a backed AnnData:
+    an h5py dataset, or anndata's sparse dataset, which reads rows into a scipy matrix)."""
+    if isinstance(x, np.ndarray) or sparse.issparse(x):
+        return False
+    import h5py
+
+    return isinstance(x, h5py.Dataset) or (hasattr(x, "to_memory") and hasattr(x, "format"))
+
+
 def is_integer_valued(x, n_check: int = 100_000) -> bool:
     """Whether a matrix holds whole numbers (checked on up to ``n_check`` stored values)."""
+    if on_disk(x):  # the first cells stand for the rest (check_counts reads them all)
+        x = x[: min(x.shape[0], 2000)]
     values = x.data if sparse.issparse(x) else np.asarray(x).ravel()
     if values.dtype.kind in "iub":
         return True
@@ -142,7 +158,30 @@ def _first_fraction(x) -> float:
 
 
 def check_counts(x, modality: str, obs_names: pd.Index, where: str = ".X") -> None:
-    """Counts must be numbers, finite, non-negative, and every cell must have some."""
+    """Counts must be numbers, finite, non-negative, and every cell must have some.
+
+    A matrix on disk (backed AnnData) is read and checked 50,000 cells at a time.
+    """
+    if not on_disk(x):
+        _check_values(x, modality, where)
+        empty = np.flatnonzero(np.asarray(x.sum(axis=1)).ravel() == 0)
+    else:
+        empty_parts = []
+        for start in range(0, x.shape[0], CHECK_CELLS):
+            block = x[start : start + CHECK_CELLS]
+            _check_values(block, modality, where)
+            totals = np.asarray(block.sum(axis=1)).ravel()
+            empty_parts.append(start + np.flatnonzero(totals == 0))
+        empty = np.concatenate(empty_parts) if empty_parts else np.array([], dtype=int)
+    if len(empty):
+        raise ValueError(
+            f"Modality {modality!r} ({where}) has {len(empty)} cells with zero total counts "
+            f"(e.g. {list(obs_names[empty[:3]])}); remove them first, e.g. with "
+            "sc.pp.filter_cells(..., min_counts=1) on both modalities."
+        )
+
+
+def _check_values(x, modality: str, where: str) -> None:
     values = x.data if sparse.issparse(x) else np.asarray(x)
     if values.dtype.kind not in "biuf":
         raise ValueError(
@@ -159,14 +198,6 @@ def check_counts(x, modality: str, obs_names: pd.Index, where: str = ".X") -> No
         raise ValueError(
             f"Modality {modality!r} ({where}) holds negative values (minimum {values.min():g}); "
             "raw counts are expected, not normalised or scaled data."
-        )
-    totals = np.asarray(x.sum(axis=1)).ravel()
-    empty = np.flatnonzero(totals == 0)
-    if len(empty):
-        raise ValueError(
-            f"Modality {modality!r} ({where}) has {len(empty)} cells with zero total counts "
-            f"(e.g. {list(obs_names[empty[:3]])}); remove them first, e.g. with "
-            "sc.pp.filter_cells(..., min_counts=1) on both modalities."
         )
 
 

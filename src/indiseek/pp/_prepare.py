@@ -69,7 +69,8 @@ def prepare(
     ----------
     mdata
         MuData with an RNA and an ADT modality of the same cells, raw counts in ``.X`` or a
-        layer.
+        layer. It may be backed (``mudata.read_h5mu(path, backed=True)``): RNA counts are
+        then read from disk 50,000 cells at a time, with the same result.
     rna, adt
         Names of the RNA and ADT modalities.
     n_pcs
