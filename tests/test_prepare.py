@@ -362,3 +362,16 @@ def test_backed_counts_are_checked_in_every_chunk(tmp_path, monkeypatch):
     m.write(tmp_path / "n.h5mu")
     with pytest.raises(ValueError, match="negative values"):
         isk.pp.prepare(md.read_h5mu(tmp_path / "n.h5mu", backed=True), train_size=0.5)
+
+
+def test_backed_normalised_or_csc_counts_are_named(tmp_path):
+    m = _sim()
+    m.mod["rna"].X = sparse.csr_matrix(np.log1p(m.mod["rna"].X.toarray()))
+    m.write(tmp_path / "logn.h5mu")
+    with pytest.raises(ValueError, match=r"'rna' \(\.X\) holds non-integer values \(e\.g\. \d"):
+        isk.pp.prepare(md.read_h5mu(tmp_path / "logn.h5mu", backed=True), train_size=0.5)
+    m = _sim()
+    m.mod["rna"].X = sparse.csc_matrix(m.mod["rna"].X)
+    m.write(tmp_path / "csc.h5mu")
+    with pytest.warns(UserWarning, match="backed CSC matrix"):
+        isk.pp.prepare(md.read_h5mu(tmp_path / "csc.h5mu", backed=True), train_size=0.5)

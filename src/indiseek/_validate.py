@@ -152,6 +152,8 @@ def resolve_counts(adata: AnnData, layer: str | None, modality: str, role: str):
 
 
 def _first_fraction(x) -> float:
+    if on_disk(x):
+        x = x[: min(x.shape[0], 2000)]
     values = x.data if sparse.issparse(x) else np.asarray(x).ravel()
     frac = values[values != np.round(values)]
     return float(frac[0]) if len(frac) else float("nan")
@@ -160,8 +162,18 @@ def _first_fraction(x) -> float:
 def check_counts(x, modality: str, obs_names: pd.Index, where: str = ".X") -> None:
     """Counts must be numbers, finite, non-negative, and every cell must have some.
 
-    A matrix on disk (backed AnnData) is read and checked 50,000 cells at a time.
+    A matrix on disk (backed AnnData) is read and checked 50,000 cells at a time; the
+    first chunk with a problem is reported.
     """
+    if on_disk(x) and getattr(x, "format", None) == "csc":
+        warnings.warn(
+            f"Modality {modality!r} ({where}) is a backed CSC matrix: reading a chunk of cells "
+            "reads the whole matrix, so preprocessing will be slow and memory-hungry. Store "
+            "the counts as CSR (cells in rows), e.g. adata.X = scipy.sparse.csr_matrix(adata.X) "
+            "before writing the file.",
+            UserWarning,
+            stacklevel=3,
+        )
     if not on_disk(x):
         _check_values(x, modality, where)
         empty = np.flatnonzero(np.asarray(x.sum(axis=1)).ravel() == 0)
@@ -191,8 +203,8 @@ def _check_values(x, modality: str, where: str) -> None:
     if not np.all(np.isfinite(values)):
         n_bad = int(np.size(values) - np.isfinite(values).sum())
         raise ValueError(
-            f"Modality {modality!r} ({where}) holds {n_bad} NaN or infinite values; raw counts "
-            "are expected."
+            f"Modality {modality!r} ({where}) holds NaN or infinite values ({n_bad} among "
+            f"{np.size(values)} checked); raw counts are expected."
         )
     if values.size and values.min() < 0:
         raise ValueError(

@@ -259,10 +259,10 @@ class IndiSeek(SetupMixin, RepresentationMixin, SaveLoadMixin):
             When members train one by one on a CPU, how many train at once, each in its own
             worker process (ignored when they train batched). ``None``: as many as there are
             members and cores when each member runs at least 1,000 updates (below that,
-            starting workers costs more than it saves), or one per member when there are
-            fewer than twice as many members as cores (3 members on 2 cores share the
-            cores: ~1.5 members' time instead of 2) and the inputs are under 1 GiB in all;
-            1: in this process. Workers are joblib's ``loky`` processes, so a plain
+            starting workers costs more than it saves), or one per member when the cores
+            do not divide the members (at most twice as many), ``n_threads=1`` and the
+            inputs are under 1 GiB in all (3 members on 2 cores share the cores: ~1.5
+            members' time instead of 2); 1: in this process. Workers are joblib's ``loky`` processes, so a plain
             script needs no ``__main__`` guard. Results are identical either way.
         batch_members
             Train all members at once as one batched model (stacked weights, one ``vmap``-ed
@@ -326,7 +326,8 @@ class IndiSeek(SetupMixin, RepresentationMixin, SaveLoadMixin):
         updates = jobs[0].epochs * max(len(jobs[0].train_idx) // batch_size, 1)
         batched = use_batched(batch_members, device, jobs)
         size = sum(v.numel() * v.element_size() for v in x.values())
-        workers = 1 if batched else n_workers(n_jobs, device, self.n_members, updates, size)
+        workers = n_workers(n_jobs, device, self.n_members, updates, size, cfg.cpu_threads)
+        workers = 1 if batched else workers
         t0 = time.perf_counter()
         results = run_members(jobs, workers, progress_bar, batched)
         wall = time.perf_counter() - t0

@@ -129,17 +129,18 @@ def gathered_batches(
     train_idx: torch.Tensor,
     cfg: TrainConfig,
     gen: torch.Generator,
-    chunk: int = 32,
+    chunk_rows: int = 4096,
 ) -> Iterator[list[torch.Tensor]]:
     """The batches of :func:`batches` (same random draw, same cells), as rows of ``tensors``.
 
-    Rows are gathered for ``chunk`` batches at a time and each batch is a slice (a view) of
-    them: on a CPU one indexing call costs tens of microseconds, a large share of a training
-    step of these small networks.
+    Rows are gathered for several batches at a time (about ``chunk_rows`` rows: 32 batches of
+    128) and each batch is a slice (a view) of them: on a CPU one indexing call costs tens of
+    microseconds, a large share of a training step of these small networks.
     """
     cells = torch.cat(list(batches(len(train_idx), cfg.batch_size, gen, train_idx.device)))
     n_batches = max(len(train_idx) // cfg.batch_size, 1)
     size = len(cells) // n_batches
+    chunk = max(1, chunk_rows // max(size, 1))
     for first in range(0, n_batches, chunk):
         last = min(first + chunk, n_batches)
         block = gather(tensors, train_idx[cells[first * size : last * size]])

@@ -148,73 +148,111 @@ def adam(
 
 
 class AdamStep:
-    """``opt.step()`` of a fused, single-group :func:`adam`, without the optimiser's
-    per-call bookkeeping once its state exists.
+    """``opt.step()`` of a fused :func:`adam`, without the optimiser's per-call bookkeeping.
 
     :meth:`torch.optim.Adam.step` walks every parameter in Python before it runs the fused
-    kernel; at ~80 small tensors that costs about as much as the kernel (~0.5 ms a step on
-    a CPU). After the first step this calls the same kernel on the same lists directly:
-    the same arithmetic in the same order, so the weights are bit-identical (tested). Any
-    step where a parameter has no gradient (q-only steps), or a setting this does not cover,
-    goes through ``opt.step()``; the optimiser's state stays the one it reads and writes.
+    kernel; at ~80 small tensors that is a tenth of a training step on a CPU. Once the state
+    exists this calls the same kernel on the same lists directly (parameters without a
+    gradient left out, as Adam does): the same arithmetic in the same order, so weights and
+    state are bit-identical (tested). Whatever this does not cover goes through
+    ``opt.step()``: another optimiser class (AdamW included), several parameter groups,
+    amsgrad/maximize/capturable/differentiable, a tensor learning rate, step hooks, a
+    parameter whose state is not created yet, a CUDA device, or a kernel call that fails.
+    The cached state lists are dropped when the optimiser's state is replaced
+    (``load_state_dict``) or its parameters change.
     """
 
     def __init__(self, opt: torch.optim.Optimizer) -> None:
         self.opt = opt
-        self._lists: tuple[list[torch.Tensor], ...] | None = None
-        group = opt.param_groups[0]
-        params = group["params"]
-        self._direct = (
-            hasattr(torch, "_fused_adam_")
-            and isinstance(opt, torch.optim.Adam)
-            and len(opt.param_groups) == 1
-            and group.get("fused")
-            and not group["amsgrad"]
-            and not group["maximize"]
-            and not group.get("capturable")
-            and not group.get("differentiable")
-            and not isinstance(group["lr"], torch.Tensor)
-            and len({(p.device, p.dtype) for p in params}) == 1
-            and params[0].device.type == "cpu"
-        )
+        self._direct = hasattr(torch, "_fused_adam_") and type(opt) is torch.optim.Adam
+        self._cache: tuple | None = None
 
     def __call__(self) -> None:
-        params = self.opt.param_groups[0]["params"]
-        grads = [p.grad for p in params]
-        if not self._direct or any(g is None for g in grads) or not self._ready(params):
+        lists = self._lists() if self._direct and self._covered() else None
+        if lists is None:
             self.opt.step()
             return
+        params, exp_avgs, exp_avg_sqs, steps = lists
+        grads = [p.grad for p in params]
+        if any(g is None for g in grads):  # e.g. q-only steps: Adam skips these parameters
+            keep = [i for i, g in enumerate(grads) if g is not None]
+            params, grads, exp_avgs, exp_avg_sqs, steps = (
+                [xs[i] for i in keep] for xs in (params, grads, exp_avgs, exp_avg_sqs, steps)
+            )
+            if not params:
+                return
         group = self.opt.param_groups[0]
-        exp_avgs, exp_avg_sqs, steps = self._lists
-        torch._foreach_add_(steps, 1)
         beta1, beta2 = group["betas"]
-        torch._fused_adam_(
-            params,
-            grads,
-            exp_avgs,
-            exp_avg_sqs,
-            [],
-            steps,
-            amsgrad=False,
-            lr=group["lr"],
-            beta1=beta1,
-            beta2=beta2,
-            weight_decay=group["weight_decay"],
-            eps=group["eps"],
-            maximize=False,
-            grad_scale=None,
-            found_inf=None,
+        with torch.no_grad():
+            torch._foreach_add_(steps, 1)
+            try:
+                torch._fused_adam_(
+                    params,
+                    grads,
+                    exp_avgs,
+                    exp_avg_sqs,
+                    [],
+                    steps,
+                    amsgrad=False,
+                    lr=group["lr"],
+                    beta1=beta1,
+                    beta2=beta2,
+                    weight_decay=group["weight_decay"],
+                    eps=group["eps"],
+                    maximize=False,
+                    grad_scale=None,
+                    found_inf=None,
+                )
+            except (TypeError, RuntimeError):  # a torch whose private kernel differs
+                torch._foreach_sub_(steps, 1)
+                self._direct = False
+                self.opt.step()
+
+    def _covered(self) -> bool:
+        opt = self.opt
+        if len(opt.param_groups) != 1:
+            return False
+        if getattr(opt, "_optimizer_step_pre_hooks", None) or getattr(
+            opt, "_optimizer_step_post_hooks", None
+        ):
+            return False
+        from torch.optim import optimizer as optim_module
+
+        if getattr(optim_module, "_global_optimizer_pre_hooks", None) or getattr(
+            optim_module, "_global_optimizer_post_hooks", None
+        ):
+            return False
+        group = opt.param_groups[0]
+        flags = ("amsgrad", "maximize", "capturable", "differentiable", "decoupled_weight_decay")
+        return (
+            bool(group.get("fused"))
+            and not any(group.get(k) for k in flags)
+            and not isinstance(group["lr"], torch.Tensor)
         )
 
-    def _ready(self, params: list[torch.Tensor]) -> bool:
-        if self._lists is None:
-            state = self.opt.state
-            if not all(p in state and "exp_avg" in state[p] for p in params):
-                return False
-            self._lists = tuple(
-                [state[p][k] for p in params] for k in ("exp_avg", "exp_avg_sq", "step")
-            )
-        return True
+    def _lists(self) -> tuple[list[torch.Tensor], ...] | None:
+        """(params, exp_avgs, exp_avg_sqs, steps), or None while some state is missing."""
+        params = self.opt.param_groups[0]["params"]
+        state = self.opt.state
+        cache = self._cache
+        if (
+            cache is not None
+            and cache[0] is params
+            and len(cache[1]) == len(params)
+            and state.get(params[0], {}).get("step") is cache[4][0]
+        ):
+            return cache[1:]
+        if not params or params[0].device.type != "cpu":
+            return None
+        if len({p.dtype for p in params}) != 1:
+            return None
+        if not all(p in state and "exp_avg" in state[p] for p in params):
+            return None
+        lists = [list(params)] + [
+            [state[p][k] for p in params] for k in ("exp_avg", "exp_avg_sq", "step")
+        ]
+        self._cache = (params, *lists)
+        return tuple(lists)
 
 
 @contextlib.contextmanager
@@ -266,6 +304,8 @@ class Accumulator:
     def add(self, terms: Mapping[str, torch.Tensor]) -> None:
         # q steps and main steps report different terms at different rates: count per key set.
         keys = tuple(terms)
+        if not keys:
+            return
         v = torch.stack([t.detach().reshape(()) for t in terms.values()]).float()
         self.sums[keys] = self.sums[keys] + v if keys in self.sums else v
         self.counts[keys] = self.counts.get(keys, 0) + 1
@@ -275,6 +315,8 @@ class Accumulator:
             return {}
         groups = list(self.sums)
         values = torch.cat([self.sums[g] for g in groups]).cpu().numpy()
+        # a key reported in several key sets (none today) sums its float32 partial sums in
+        # float64 here; within one key set the running float32 sums are the old per-key ones
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
         for key, v in zip([k for g in groups for k in g], values, strict=True):

@@ -81,7 +81,7 @@ def checked_counts(
     rna_counts, rna_layer = resolve_counts(rna_ad, rna_layer, rna, "rna")
     adt_counts, adt_layer = resolve_counts(adt_ad, adt_layer, adt, "adt")
     check_counts(rna_counts, rna, obs_names, f"layer {rna_layer!r}" if rna_layer else ".X")
-    check_counts(adt_counts, adt, obs_names, f"layer {adt_layer!r}" if adt_layer else ".X")
     if on_disk(adt_counts):  # proteins are few: read them once (the RNA is read in chunks)
         adt_counts = adt_counts.to_memory() if hasattr(adt_counts, "to_memory") else adt_counts[()]
+    check_counts(adt_counts, adt, obs_names, f"layer {adt_layer!r}" if adt_layer else ".X")
     return rna_ad, adt_ad, rna_counts, adt_counts, rna_layer, adt_layer
