@@ -59,6 +59,7 @@ CONFIGS: dict[str, tuple[dict, dict, dict]] = {
     "c16": ({}, {"n_shared": 16}, {}),
     "c8": ({}, {"n_shared": 8}, {}),
     "lam30": ({}, {"lam": 30.0}, {}),
+    "q_epoch": ({}, {}, {"q_schedule": "epoch"}),  # the paper's q schedule (5 q epochs / epoch)
 }
 EXTRA_K = (30, 50)  # θ's k read from the written Z besides the default 10
 

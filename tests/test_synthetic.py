@@ -160,6 +160,19 @@ def test_bonemarrow_family():
         isk.datasets.synthetic_bonemarrow(n_cells=5)
 
 
+def test_bonemarrow_specific_strength():
+    """Same draws at every strength (same latents); 1 is the default data."""
+    a = isk.datasets.synthetic_bonemarrow(n_cells=300, seed=3)
+    one = isk.datasets.synthetic_bonemarrow(n_cells=300, seed=3, specific_strength=1.0)
+    two = isk.datasets.synthetic_bonemarrow(n_cells=300, seed=3, specific_strength=2.0)
+    assert (a.mod["rna"].X != one.mod["rna"].X).nnz == 0
+    assert (a.mod["rna"].X != two.mod["rna"].X).nnz > 0
+    np.testing.assert_array_equal(a.obsm["latent_rna_specific"], two.obsm["latent_rna_specific"])
+    assert two.uns["synthetic_params"]["specific_strength"] == 2.0
+    with pytest.raises(ValueError, match="specific_strength"):
+        isk.datasets.synthetic_bonemarrow(n_cells=300, specific_strength=-1)
+
+
 def test_bonemarrow_donors():
     """Donor effects come from their own stream: with zero sizes the data are unchanged."""
     plain = isk.datasets.synthetic_bonemarrow(n_cells=600, seed=2)

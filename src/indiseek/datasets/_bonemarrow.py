@@ -57,6 +57,7 @@ def synthetic_bonemarrow(
     donor_shared: float = 0.0,
     donor_rna: float = 0.0,
     donor_adt: float = 0.0,
+    specific_strength: float = 1.0,
 ) -> MuData:
     """Simulate bone-marrow-like CITE-seq: 27 types in 5 lineages, per-type specific programmes.
 
@@ -95,6 +96,9 @@ def synthetic_bonemarrow(
         Random seed; the same seed gives the same data.
     n_donors, donor_shared, donor_rna, donor_adt
         Number of donors and the sizes of their shared, RNA-only and ADT-only shifts.
+    specific_strength
+        Factor on how strongly genes and proteins respond to the specific factors (1: the
+        loadings above; the random draws are the same for every value).
 
     Returns
     -------
@@ -112,6 +116,10 @@ def synthetic_bonemarrow(
         raise ValueError(f"n_cells must be an integer >= 10, got {n_cells!r}.")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}.")
+    if isinstance(specific_strength, bool) or not (
+        isinstance(specific_strength, int | float) and specific_strength >= 0
+    ):
+        raise ValueError(f"specific_strength must be a number >= 0, got {specific_strength!r}.")
     rng = np.random.default_rng(seed)
     design = _bm_design(rng)
     n_types = len(design)
@@ -134,6 +142,7 @@ def synthetic_bonemarrow(
     n_genes, n_prot = 2000, 25
     load_s = rng.normal(0, 0.3, size=(8, n_genes)) * (rng.random(n_genes) < 1 / 3)
     load_r = rng.normal(0, 0.6, size=(6, n_genes)) * (rng.random(n_genes) < 1 / 5)
+    load_r = load_r * specific_strength
     frac = softmax_rows(
         rng.normal(-1.0, 1.5, size=n_genes)
         + shared @ load_s
@@ -145,6 +154,7 @@ def synthetic_bonemarrow(
 
     b_s = rng.normal(0, 0.35, size=(8, n_prot))
     b_a = rng.normal(0, 0.7, size=(4, n_prot)) * (rng.random(n_prot) < 0.5)
+    b_a = b_a * specific_strength
     frac_p = softmax_rows(
         rng.normal(0, 0.8, size=n_prot)
         + shared @ b_s
@@ -173,6 +183,7 @@ def synthetic_bonemarrow(
         "family": "bonemarrow",
         "n_cells": n_cells,
         "seed": seed,
+        "specific_strength": float(specific_strength),
         **donors.params(),
     }
     donors.record(mdata)
