@@ -5,7 +5,7 @@ import torch
 
 from indiseek.model import _ensemble
 from indiseek.nn._loops import gathered_batches
-from indiseek.nn._train_utils import Accumulator, AdamStep, TrainConfig, adam, batches
+from indiseek.nn._train_utils import Accumulator, TrainConfig, batches
 
 
 @pytest.mark.parametrize("n", [1000, 100, 128 * 40 + 7])
@@ -22,33 +22,6 @@ def test_gathered_batches_are_the_drawn_cells(n):
         assert torch.equal(bx, x[idx]) and torch.equal(by, y[idx]) and torch.equal(bx2, x[idx])
 
 
-def _net():
-    torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_adam_step_is_torch_adam_bit_for_bit(dtype):
-    nets = [_net().to(dtype), _net().to(dtype)]
-    cfg = TrainConfig(lr=1e-2, weight_decay=1e-3)
-    opts = [adam(list(n.parameters()), cfg) for n in nets]
-    steps = [opts[0].step, AdamStep(opts[1])]
-    gen = torch.Generator().manual_seed(1)
-    for i in range(6):
-        x = torch.randn(16, 6, generator=gen, dtype=dtype)
-        for net, opt, step in zip(nets, opts, steps, strict=True):
-            opt.zero_grad(set_to_none=True)
-            # step 2: only the last layer has a gradient (as q-only steps leave the rest)
-            out = net[2](net[1](net[0](x)).detach()) if i == 2 else net(x)
-            out.pow(2).mean().backward()
-            step()
-    assert steps[1]._lists is not None  # the direct path ran
-    for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
-        assert torch.equal(a, b)
-    for a, b in zip(opts[0].state.values(), opts[1].state.values(), strict=True):
-        assert all(torch.equal(a[k], b[k]) for k in a)
-
-
 def test_accumulator_means_per_key():
     acc = Accumulator()
     acc.add({"a": torch.tensor(1.0), "b": torch.tensor(2.0, dtype=torch.float64)})
@@ -58,66 +31,8 @@ def test_accumulator_means_per_key():
     assert Accumulator().means("x") == {}
 
 
-def _adam_pair(opt_class=torch.optim.Adam, **kw):
-    nets = [_net(), _net()]
-    opts = [opt_class(list(n.parameters()), lr=1e-2, fused=True, **kw) for n in nets]
-    return nets, opts
-
-
-def _loss_step(net, opt, step, x, last_only=False, extra=None):
-    opt.zero_grad(set_to_none=True)
-    out = net[2](net[1](net[0](x)).detach()) if last_only else net(x)
-    out.pow(2).mean().backward()
-    if extra is not None:
-        extra.grad = torch.full((3,), 0.5)
-    step()
-
-
-def _same(nets, opts):
-    return all(
-        torch.equal(a, b) for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True)
-    ) and all(
-        torch.equal(a[k], b[k])
-        for a, b in zip(opts[0].state.values(), opts[1].state.values(), strict=True)
-        for k in a
-    )
-
-
-@pytest.mark.parametrize("case", ["adamw", "load_state", "param_group", "hook", "q_only"])
-def test_adam_step_falls_back_or_follows_the_optimiser(case):
-    """Whatever AdamStep does not cover, or state it did not create, still updates as Adam."""
-    import copy
-
-    cls = torch.optim.AdamW if case == "adamw" else torch.optim.Adam
-    nets, opts = _adam_pair(cls, weight_decay=1e-2)
-    steps = [opts[0].step, AdamStep(opts[1])]
-    gen = torch.Generator().manual_seed(2)
-    extra = [torch.nn.Parameter(torch.ones(3)) for _ in range(2)]
-    calls: list[int] = []
-    for i in range(6):
-        x = torch.randn(16, 6, generator=gen)
-        if i == 3 and case == "load_state":
-            for o in opts:
-                o.load_state_dict(copy.deepcopy(o.state_dict()))
-        if i == 3 and case == "param_group":
-            for o, p in zip(opts, extra, strict=True):
-                o.add_param_group({"params": [p]})
-        if i == 3 and case == "hook":
-            opts[1].register_step_post_hook(lambda *a: calls.append(1))
-        for net, opt, step, p in zip(nets, opts, steps, extra, strict=True):
-            p = p if case == "param_group" and i >= 3 else None
-            _loss_step(net, opt, step, x, last_only=case == "q_only" and i % 2 == 1, extra=p)
-    assert _same(nets, opts)
-    if case == "param_group":
-        assert torch.equal(extra[0], extra[1]) and not torch.equal(extra[1], torch.ones(3))
-    if case == "hook":
-        assert len(calls) == 3
-    if case in ("load_state", "q_only"):
-        assert steps[1]._cache is not None  # the direct path ran
-
-
 def test_step2_loop_is_the_plain_loop(monkeypatch):
-    """The shipped step-2 loop against batches indexed one at a time and Adam's own step."""
+    """The shipped step-2 loop against batches indexed one at a time."""
     from indiseek.nn import _loops
     from indiseek.nn._modules import IndiSeekModule
     from indiseek.nn._objectives import get_objective
@@ -135,7 +50,6 @@ def test_step2_loop_is_the_plain_loop(monkeypatch):
         cfg = TrainConfig(batch_size=64, progress_bar=False, q_steps=2)
         with monkeypatch.context() as mp:
             if plain:
-                mp.setattr(_loops, "AdamStep", lambda opt: opt.step)
                 orig = _loops.gathered_batches
                 mp.setattr(
                     _loops, "gathered_batches", lambda *a, **k: orig(*a, **{**k, "chunk_rows": 1})

@@ -14,7 +14,6 @@ from ._modules import ClipModule, SpecificBranch
 from ._objectives import Objective, branch_terms
 from ._train_utils import (
     Accumulator,
-    AdamStep,
     EarlyStopper,
     TrainConfig,
     adam,
@@ -50,7 +49,6 @@ def fit_clip(
     """Step 1: train both encoders with symmetric InfoNCE. Returns the per-epoch history."""
     gen = torch.Generator().manual_seed(cfg.seed)
     opt = adam(list(clip.parameters()), cfg)
-    opt_step = AdamStep(opt)
     stopper = EarlyStopper(
         cfg.clip_early_stopping and val_idx is not None and len(val_idx) > 1, cfg.clip_patience
     )
@@ -64,7 +62,7 @@ def fit_clip(
                 loss = info_nce(c1, c2, clip.temperature)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
-                opt_step()
+                opt.step()
                 acc.add({"infonce": loss})
             row = {
                 "epoch": epoch,
@@ -235,7 +233,6 @@ def fit_specific_branches(
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     modules = torch.nn.ModuleDict(dict(branches))
     opt = adam(list(modules.parameters()), cfg)
-    opt_step = AdamStep(opt)
     has_val = val_idx is not None and len(val_idx) > 1
     stopper = EarlyStopper(cfg.early_stopping and has_val, cfg.patience)
     rows = []
@@ -260,7 +257,7 @@ def fit_specific_branches(
                 )
                 opt.zero_grad(set_to_none=True)
                 (total + q_loss).backward()
-                opt_step()
+                opt.step()
                 acc.add(batch_terms)
             row = {"epoch": epoch, **acc.means("train_")}
             if has_val:
