@@ -24,7 +24,7 @@ import time
 import numpy as np
 import scanpy as sc
 import torch
-from _suite_data import load
+from _suite_data import load, prepare, scored_cells
 from torch import nn
 from torch.nn import functional as F
 
@@ -132,9 +132,7 @@ def main() -> None:
     torch.set_num_threads(1)
     mdata, ref, label_key = load(args.dataset, args.n_cells, args.data_seed)
     x1, x2 = inputs(mdata)
-    rng = np.random.default_rng(0)
-    train_cells = np.zeros(mdata.n_obs, bool)
-    train_cells[rng.choice(mdata.n_obs, mdata.n_obs // 2, replace=False)] = True
+    train_cells = ~scored_cells(prepare(mdata, args.dataset))  # the suite's own split
     labels = mdata.obs[label_key].astype(str).to_numpy()[~train_cells]
     for seed in [int(s) for s in args.seeds.split(",")]:
         t = time.perf_counter()

@@ -8,7 +8,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 project = "indiseek"
 author = "indiseek developers"
 copyright = "2026, indiseek developers"
-release = "0.3.0"
+release = "0.4.0.dev0"
 
 extensions = [
     "myst_nb",

@@ -323,17 +323,25 @@ def test_isotype_controls_bad_values(value, match):
 @pytest.mark.parametrize("rna_format", ["csr", "dense"])
 def test_backed_mudata_prepares_as_in_memory(tmp_path, rna_format, monkeypatch):
     """A MuData read with backed=True: RNA counts read from disk in chunks, same inputs."""
-    from indiseek import _validate
+    import hashlib
 
-    monkeypatch.setattr(_validate, "CHECK_CELLS", 150)  # several chunks
+    from indiseek import _validate
+    from indiseek.pp import _transforms
+
+    # several chunks everywhere, and the fit on a subset of the training cells
+    monkeypatch.setattr(_validate, "CHECK_CELLS", 150)
+    monkeypatch.setattr(_transforms, "CHUNK_CELLS", 90)
+    monkeypatch.setattr(_transforms, "FIT_MAX_CELLS", 150)
     m = _sim()
     if rna_format == "dense":
         m.mod["rna"].X = m.mod["rna"].X.toarray()
     m.write(tmp_path / "m.h5mu")
+    digest = hashlib.md5((tmp_path / "m.h5mu").read_bytes()).hexdigest()
     backed = md.read_h5mu(tmp_path / "m.h5mu", backed=True)
     assert backed.mod["rna"].isbacked
     isk.pp.prepare(m, train_size=0.5, seed=2)
     isk.pp.prepare(backed, train_size=0.5, seed=2)
+    assert _validate.on_disk(backed.mod["rna"].X) and _validate.on_disk(backed.mod["adt"].X)
     for mod, key in (("rna", "X_indiseek_pca"), ("adt", "X_indiseek_adt")):
         np.testing.assert_array_equal(backed.mod[mod].obsm[key], m.mod[mod].obsm[key])
     assert backed.obs["indiseek_split"].equals(m.obs["indiseek_split"])
@@ -343,6 +351,9 @@ def test_backed_mudata_prepares_as_in_memory(tmp_path, rna_format, monkeypatch):
         model.train(max_epochs=1, clip_epochs=1, progress_bar=False)
         model.write_obsm(backed)
         assert backed.obsm["X_indiseek"].shape[0] == backed.n_obs
+        isk.tl.wnn_weights(backed)  # reads the counts into memory for muon
+        assert backed.mod["rna"].isbacked  # the file and the object stay backed
+    assert hashlib.md5((tmp_path / "m.h5mu").read_bytes()).hexdigest() == digest
 
 
 def test_backed_counts_are_checked_in_every_chunk(tmp_path, monkeypatch):

@@ -29,10 +29,27 @@ def test_accumulator_means_per_key():
     acc.add({"q": torch.tensor(5.0)})
     assert acc.means("train_") == {"train_a": 2.0, "train_b": 3.0, "train_q": 5.0}
     assert Accumulator().means("x") == {}
+    acc.add({})  # nothing to add: no change
+    assert acc.means("train_")["train_a"] == 2.0
+
+
+def _plain_batches(tensors, train_idx, cfg, gen):
+    for b in batches(len(train_idx), cfg.batch_size, gen, train_idx.device):
+        yield [t[train_idx[b]] for t in tensors]
+
+
+def _plain_branch_batches(data, train_idx, cfg, gen):
+    from indiseek.nn._loops import BranchData
+
+    for b in batches(len(train_idx), cfg.batch_size, gen, train_idx.device):
+        idx = train_idx[b]
+        yield {
+            k: BranchData(d.x[idx], d.c_own[idx], d.c_club[idx], d.x_sq) for k, d in data.items()
+        }
 
 
 def test_step2_loop_is_the_plain_loop(monkeypatch):
-    """The shipped step-2 loop against batches indexed one at a time."""
+    """Both training loops as shipped against batches indexed one tensor at a time."""
     from indiseek.nn import _loops
     from indiseek.nn._modules import IndiSeekModule
     from indiseek.nn._objectives import get_objective
@@ -49,11 +66,12 @@ def test_step2_loop_is_the_plain_loop(monkeypatch):
         }
         cfg = TrainConfig(batch_size=64, progress_bar=False, q_steps=2)
         with monkeypatch.context() as mp:
-            if plain:
-                orig = _loops.gathered_batches
-                mp.setattr(
-                    _loops, "gathered_batches", lambda *a, **k: orig(*a, **{**k, "chunk_rows": 1})
-                )
+            if plain:  # index every tensor for every batch, nothing shared with the fast path
+                mp.setattr(_loops, "_branch_batches", _plain_branch_batches)
+                mp.setattr(_loops, "gathered_batches", _plain_batches)
+            clip_hist = _loops.fit_clip(
+                m.clip, x["a"], x["b"], torch.arange(600), torch.arange(600, 700), cfg, 3
+            )
             hist = _loops.fit_specific_branches(
                 m.branches,
                 data,
@@ -64,11 +82,11 @@ def test_step2_loop_is_the_plain_loop(monkeypatch):
                 cfg,
                 4,
             )
-        return m.state_dict(), hist
+        return m.state_dict(), hist, clip_hist
 
-    (s1, h1), (s2, h2) = run(False), run(True)
+    (s1, h1, c1), (s2, h2, c2) = run(False), run(True)
     assert all(torch.equal(s1[k], s2[k]) for k in s1)
-    assert h1.equals(h2) and len(h1) == 4
+    assert h1.equals(h2) and len(h1) == 4 and c1.equals(c2) and len(c1) == 3
 
 
 def test_workers_share_cores_when_members_do_not_divide_them(monkeypatch):
@@ -76,6 +94,7 @@ def test_workers_share_cores_when_members_do_not_divide_them(monkeypatch):
     monkeypatch.setattr(_ensemble, "available_cores", lambda: 2)
     assert _ensemble.n_workers(None, cpu, 3, 10_000, 10**7) == 3
     assert _ensemble.n_workers(None, cpu, 3, 10_000, 10**9) == 2  # large inputs: one per core
+    assert _ensemble.n_workers(None, cpu, 3, 10_000) == 2  # input size unknown: one per core
     assert _ensemble.n_workers(None, cpu, 5, 10_000, 10**7) == 2
     assert _ensemble.n_workers(None, cpu, 2, 10_000, 10**7) == 2
     assert _ensemble.n_workers(None, cpu, 3, 500, 10**7) == 1  # too short to start workers

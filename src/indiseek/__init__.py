@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.3.0"
+__version__ = "0.4.0.dev0"
 
 _SUBMODULES = {"pp", "tl", "pl", "datasets", "sim", "nn"}
 _ATTRS = {

@@ -97,8 +97,8 @@ CHECK_CELLS = 50_000
 
 
 def on_disk(x) -> bool:
-    """Whether a matrix is read from disk on access (``.X`` or a layer of a backed AnnData:
-    an h5py dataset, or anndata's sparse dataset, which reads rows into a scipy matrix)."""
+    """Whether a matrix is read from disk on access (``.X`` of a backed AnnData: an h5py
+    dataset, or anndata's sparse dataset, which reads rows into a scipy matrix)."""
     if isinstance(x, np.ndarray) or sparse.issparse(x):
         return False
     import h5py
@@ -106,9 +106,16 @@ def on_disk(x) -> bool:
     return isinstance(x, h5py.Dataset) or (hasattr(x, "to_memory") and hasattr(x, "format"))
 
 
+def in_memory(x):
+    """``x`` itself, or, when it is on disk (backed AnnData), all of it read into memory."""
+    if not on_disk(x):
+        return x
+    return x.to_memory() if hasattr(x, "to_memory") else x[()]
+
+
 def is_integer_valued(x, n_check: int = 100_000) -> bool:
     """Whether a matrix holds whole numbers (checked on up to ``n_check`` stored values)."""
-    if on_disk(x):  # the first cells stand for the rest (check_counts reads them all)
+    if on_disk(x):  # the first cells stand for the rest (as the first values do in memory)
         x = x[: min(x.shape[0], 2000)]
     values = x.data if sparse.issparse(x) else np.asarray(x).ravel()
     if values.dtype.kind in "iub":
@@ -162,18 +169,9 @@ def _first_fraction(x) -> float:
 def check_counts(x, modality: str, obs_names: pd.Index, where: str = ".X") -> None:
     """Counts must be numbers, finite, non-negative, and every cell must have some.
 
-    A matrix on disk (backed AnnData) is read and checked 50,000 cells at a time; the
-    first chunk with a problem is reported.
+    A matrix on disk (backed AnnData) is read and checked 50,000 cells at a time: a bad value
+    is reported from the first chunk that holds one, empty cells from all chunks.
     """
-    if on_disk(x) and getattr(x, "format", None) == "csc":
-        warnings.warn(
-            f"Modality {modality!r} ({where}) is a backed CSC matrix: reading a chunk of cells "
-            "reads the whole matrix, so preprocessing will be slow and memory-hungry. Store "
-            "the counts as CSR (cells in rows), e.g. adata.X = scipy.sparse.csr_matrix(adata.X) "
-            "before writing the file.",
-            UserWarning,
-            stacklevel=3,
-        )
     if not on_disk(x):
         _check_values(x, modality, where)
         empty = np.flatnonzero(np.asarray(x.sum(axis=1)).ravel() == 0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -97,8 +99,9 @@ def synthetic_bonemarrow(
     n_donors, donor_shared, donor_rna, donor_adt
         Number of donors and the sizes of their shared, RNA-only and ADT-only shifts.
     specific_strength
-        Factor on how strongly genes and proteins respond to the specific factors (1: the
-        loadings above; the random draws are the same for every value).
+        Factor on the loadings of genes and proteins on the specific factors (1: this
+        family as described; the random draws are the same for every value). At 0 the
+        specific factors leave no trace in the counts and the stored truth means nothing.
 
     Returns
     -------
@@ -116,10 +119,14 @@ def synthetic_bonemarrow(
         raise ValueError(f"n_cells must be an integer >= 10, got {n_cells!r}.")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}.")
-    if isinstance(specific_strength, bool) or not (
-        isinstance(specific_strength, int | float) and specific_strength >= 0
+    if (
+        isinstance(specific_strength, bool)
+        or not isinstance(specific_strength, numbers.Real)
+        or not (math.isfinite(specific_strength) and specific_strength >= 0)
     ):
-        raise ValueError(f"specific_strength must be a number >= 0, got {specific_strength!r}.")
+        raise ValueError(
+            f"specific_strength must be a finite number >= 0, got {specific_strength!r}."
+        )
     rng = np.random.default_rng(seed)
     design = _bm_design(rng)
     n_types = len(design)

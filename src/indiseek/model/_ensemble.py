@@ -3,10 +3,10 @@
 Members are independent models. On a CUDA GPU they train at once as one batched model
 (:mod:`indiseek.nn._batched`: stacked weights, one ``vmap``-ed step for all members), which
 runs them in parallel there. On a CPU (where batching measured only ~1.2x faster than one
-after another), or for settings the batched path does not cover (batch-standardised Z,
-InfoNCE critics, the per-epoch q schedule, a reused step 1), members train one by one, on a
-CPU in joblib's ``loky`` worker processes,
-one thread each: loky needs no ``if __name__ == "__main__":`` guard in a user's script, and a
+after another), and for settings the batched path does not cover (batch-standardised Z,
+InfoNCE critics, the per-epoch q schedule, a reused step 1), each member trains as a model
+of its own; on a CPU several at once, in joblib's ``loky`` worker processes with one thread
+each: loky needs no ``if __name__ == "__main__":`` guard in a user's script, and a
 member's result does not depend on where it was trained (its seed, initialisation and batch
 order travel in the job).
 """
@@ -94,14 +94,15 @@ def n_workers(
     device: torch.device,
     n_members: int,
     updates: int,
-    input_bytes: int = 0,
+    input_bytes: int | None = None,
     threads: int | None = 1,
 ) -> int:
     """Worker processes for members trained one by one: parallel on CPUs only.
 
     One worker per core, or one per member when the cores do not divide the members (at
-    most twice as many members as cores), each worker runs one thread and the inputs are
-    small: 3 members on 2 cores then share the cores (about 1.5 members' time) instead of the
+    most twice as many members as cores), ``threads`` (per worker) is 1 and ``input_bytes``
+    (the training inputs one worker holds; ``None``: unknown) times the members is at most
+    1 GiB: 3 members on 2 cores then share the cores (about 1.5 members' time) instead of the
     third waiting for a free core (2 members' time). Measured: 105 s against 125 s for the
     default 3 members on 30,000 cells, 2 cores.
     """
@@ -112,7 +113,7 @@ def n_workers(
     if updates < MIN_PARALLEL_UPDATES:
         return 1
     cores = available_cores()
-    small = n_members * input_bytes <= MAX_EXTRA_WORKER_BYTES
+    small = input_bytes is not None and n_members * input_bytes <= MAX_EXTRA_WORKER_BYTES
     uneven = 2 <= cores < n_members <= 2 * cores and n_members % cores
     if uneven and small and threads == 1:
         return n_members

@@ -226,7 +226,7 @@ class IndiSeek(SetupMixin, RepresentationMixin, SaveLoadMixin):
         max_epochs
             Epochs of each step (``None``: enough for about 12,000 updates, 20 to 500 epochs,
             fewer than 20 past ~160,000 training cells;
-            about 2 minutes per member on one CPU core).
+            about a minute per member on one CPU core).
             The paper's schedule is ``max_epochs=2000, lr=1e-4``.
         batch_size
             Cells per batch.
@@ -257,13 +257,14 @@ class IndiSeek(SetupMixin, RepresentationMixin, SaveLoadMixin):
             ``None`` leaves torch's setting).
         n_jobs
             When members train one by one on a CPU, how many train at once, each in its own
-            worker process (ignored when they train batched). ``None``: as many as there are
+            worker process (ignored on a GPU and when they train batched). ``None``: as many as there are
             members and cores when each member runs at least 1,000 updates (below that,
-            starting workers costs more than it saves), or one per member when the cores
-            do not divide the members (at most twice as many), ``n_threads=1`` and the
-            inputs are under 1 GiB in all (3 members on 2 cores share the cores: ~1.5
-            members' time instead of 2); 1: in this process. Workers are joblib's ``loky`` processes, so a plain
-            script needs no ``__main__`` guard. Results are identical either way.
+            starting workers costs more than it saves), or one per member when the cores do
+            not divide the members (at most twice as many), ``n_threads=1`` and the inputs
+            are under 1 GiB in all (3 members on 2 cores share the cores: ~1.5 members' time
+            instead of 2); 1: in this process; k > 1: k workers (at most one per member,
+            whatever the cores). Workers are joblib's ``loky`` processes, so a plain script
+            needs no ``__main__`` guard. Results are identical either way.
         batch_members
             Train all members at once as one batched model (stacked weights, one ``vmap``-ed
             step; the same maths per member, results equal up to float summation order).

@@ -105,7 +105,9 @@ def select(data: Mapping[str, BranchData], idx: torch.Tensor) -> dict[str, Branc
     return _as_branches(data, gather([*x, *c_own, *c_club], idx))
 
 
-def _as_branches(data: Mapping[str, BranchData], parts: list[torch.Tensor]):
+def _as_branches(
+    data: Mapping[str, BranchData], parts: list[torch.Tensor]
+) -> dict[str, BranchData]:
     k = len(data)
     return {
         name: BranchData(parts[i], parts[k + i], parts[2 * k + i], d.x_sq)

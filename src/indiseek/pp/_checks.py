@@ -3,6 +3,7 @@ and a reference fit."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from .._validate import (
     check_same_cells,
     check_unique_names,
     get_modality,
+    in_memory,
     on_disk,
     resolve_counts,
 )
@@ -77,11 +79,20 @@ def checked_counts(
     if adt_clr_axis not in (0, 1):
         raise ValueError(f"adt_clr_axis must be 0 or 1, got {adt_clr_axis!r}.")
     check_unique_names(mdata, (rna, adt))
+    for mod, role in ((rna_ad, rna), (adt_ad, adt)):
+        if on_disk(mod.X) and getattr(mod.X, "format", None) == "csc":
+            warnings.warn(
+                f"Modality {role!r} (.X) is a backed CSC matrix: reading a chunk of cells reads "
+                "the whole matrix, so preprocessing will be slow and memory-hungry. Store the "
+                "counts as CSR (cells in rows), e.g. adata.X = scipy.sparse.csr_matrix(adata.X) "
+                "before writing the file.",
+                UserWarning,
+                stacklevel=4,
+            )
     obs_names = rna_ad.obs_names
     rna_counts, rna_layer = resolve_counts(rna_ad, rna_layer, rna, "rna")
     adt_counts, adt_layer = resolve_counts(adt_ad, adt_layer, adt, "adt")
     check_counts(rna_counts, rna, obs_names, f"layer {rna_layer!r}" if rna_layer else ".X")
-    if on_disk(adt_counts):  # proteins are few: read them once (the RNA is read in chunks)
-        adt_counts = adt_counts.to_memory() if hasattr(adt_counts, "to_memory") else adt_counts[()]
+    adt_counts = in_memory(adt_counts)  # proteins are few: read once (RNA is read in chunks)
     check_counts(adt_counts, adt, obs_names, f"layer {adt_layer!r}" if adt_layer else ".X")
     return rna_ad, adt_ad, rna_counts, adt_counts, rna_layer, adt_layer

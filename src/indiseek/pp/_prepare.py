@@ -69,8 +69,9 @@ def prepare(
     ----------
     mdata
         MuData with an RNA and an ADT modality of the same cells, raw counts in ``.X`` or a
-        layer. It may be backed (``mudata.read_h5mu(path, backed=True)``): RNA counts are
-        then read from disk 50,000 cells at a time, with the same result.
+        layer. It may be backed (``mudata.read_h5mu(path, backed=True)``): RNA counts in
+        ``.X`` (best stored as CSR) are then read from disk 50,000 cells at a time, with the
+        same result; nothing is written to the file.
     rna, adt
         Names of the RNA and ADT modalities.
     n_pcs

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .._validate import check_counts, check_same_cells, get_matrix, get_modality
+from .._validate import check_counts, check_same_cells, get_matrix, get_modality, in_memory
 
 if TYPE_CHECKING:
     from mudata import MuData
@@ -157,8 +157,9 @@ def wnn_weights(
         import mudata as md
         import scanpy as sc
 
-        rc = get_matrix(rna_ad, rna_layer, rna)
-        ac = get_matrix(adt_ad, adt_layer, adt)
+        # WNN (muon) works on matrices in memory: a backed MuData's counts are read here
+        rc = in_memory(get_matrix(rna_ad, rna_layer, rna))
+        ac = in_memory(get_matrix(adt_ad, adt_layer, adt))
         check_counts(rc, rna, names)
         check_counts(ac, adt, names)
         if adt_ad.n_vars < 2:
