@@ -51,6 +51,20 @@ def _unit_rows(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
+def _check_args(n_cells, seed, specific_strength) -> None:
+    if int(n_cells) != n_cells or n_cells < 10:
+        raise ValueError(f"n_cells must be an integer >= 10, got {n_cells!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}.")
+    strength = specific_strength
+    if (
+        isinstance(strength, bool)
+        or not isinstance(strength, numbers.Real)
+        or not (math.isfinite(strength) and strength >= 0)
+    ):
+        raise ValueError(f"specific_strength must be a finite number >= 0, got {strength!r}.")
+
+
 def synthetic_bonemarrow(
     n_cells: int = 10_000,
     seed: int = 0,
@@ -115,18 +129,7 @@ def synthetic_bonemarrow(
     >>> mdata.mod["rna"].shape, mdata.mod["adt"].shape
     ((500, 2000), (500, 25))
     """
-    if int(n_cells) != n_cells or n_cells < 10:
-        raise ValueError(f"n_cells must be an integer >= 10, got {n_cells!r}.")
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}.")
-    if (
-        isinstance(specific_strength, bool)
-        or not isinstance(specific_strength, numbers.Real)
-        or not (math.isfinite(specific_strength) and specific_strength >= 0)
-    ):
-        raise ValueError(
-            f"specific_strength must be a finite number >= 0, got {specific_strength!r}."
-        )
+    _check_args(n_cells, seed, specific_strength)
     rng = np.random.default_rng(seed)
     design = _bm_design(rng)
     n_types = len(design)
