@@ -294,5 +294,6 @@ def test_members_in_worker_processes_match_sequential(small_mdata):
         reps.append(model.get_representations())
     for key in reps[0]:
         np.testing.assert_array_equal(reps[0][key], reps[1][key])
-    with pytest.raises(ValueError, match="n_jobs"):
-        isk.IndiSeek(small_mdata, **SMALL).train(max_epochs=1, progress_bar=False, n_jobs=0)
+    for bad in (0, -2, True, 1.5):
+        with pytest.raises(ValueError, match="n_jobs"):
+            isk.IndiSeek(small_mdata, **SMALL).train(max_epochs=1, progress_bar=False, n_jobs=bad)

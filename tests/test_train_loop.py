@@ -99,6 +99,7 @@ def test_workers_share_cores_when_members_do_not_divide_them(monkeypatch):
     assert _ensemble.n_workers(None, cpu, 2, 10_000, 10**7) == 2
     assert _ensemble.n_workers(None, cpu, 3, 500, 10**7) == 1  # too short to start workers
     assert _ensemble.n_workers(2, cpu, 3, 10_000, 10**7) == 2
+    assert _ensemble.n_workers(-1, cpu, 3, 10_000, 10**7) == 2  # -1: one per core
     assert _ensemble.n_workers(None, cpu, 4, 10_000, 10**7) == 2  # two rounds either way
     assert _ensemble.n_workers(None, cpu, 3, 10_000, 10**7, threads=2) == 2
     monkeypatch.setattr(_ensemble, "available_cores", lambda: 1)

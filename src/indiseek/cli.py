@@ -243,7 +243,8 @@ def _add_ensemble_args(p: argparse.ArgumentParser) -> None:
         "--jobs",
         type=int,
         default=None,
-        help="members trained at once in worker processes on a CPU (default: as train(n_jobs=None))",
+        help="members trained at once in worker processes on a CPU (-1: one per core; default: "
+        "one per member, at most one per core, but 3 workers for 3 members on 2 cores)",
     )
 
 

@@ -108,6 +108,8 @@ def n_workers(
     """
     if device.type != "cpu" or n_members == 1:
         return 1
+    if n_jobs == -1:  # scikit-learn's and scanpy's "all cores"
+        return max(1, min(n_members, available_cores()))
     if n_jobs is not None:
         return min(int(n_jobs), n_members)
     if updates < MIN_PARALLEL_UPDATES:

@@ -257,14 +257,15 @@ class IndiSeek(SetupMixin, RepresentationMixin, SaveLoadMixin):
             ``None`` leaves torch's setting).
         n_jobs
             When members train one by one on a CPU, how many train at once, each in its own
-            worker process (ignored on a GPU and when they train batched). ``None``: as many as there are
-            members and cores when each member runs at least 1,000 updates (below that,
-            starting workers costs more than it saves), or one per member when the cores do
-            not divide the members (at most twice as many), ``n_threads=1`` and the inputs
-            are under 1 GiB in all (3 members on 2 cores share the cores: ~1.5 members' time
-            instead of 2); 1: in this process; k > 1: k workers (at most one per member,
-            whatever the cores). Workers are joblib's ``loky`` processes, so a plain script
-            needs no ``__main__`` guard. Results are identical either way.
+            worker process (ignored on a GPU and when they train batched). ``None``: as many
+            as there are members and cores when each member runs at least 1,000 updates
+            (below that, starting workers costs more than it saves), or one per member when
+            the cores do not divide the members (at most twice as many), ``n_threads=1`` and
+            the inputs are under 1 GiB in all (3 members on 2 cores share the cores: ~1.5
+            members' time instead of 2); 1: in this process; k > 1: k workers (at most one
+            per member, whatever the cores); -1: one per core (at most one per member).
+            Workers are joblib's ``loky`` processes, so a plain script needs no ``__main__``
+            guard. Results are identical either way.
         batch_members
             Train all members at once as one batched model (stacked weights, one ``vmap``-ed
             step; the same maths per member, results equal up to float summation order).
@@ -355,9 +356,12 @@ class IndiSeek(SetupMixin, RepresentationMixin, SaveLoadMixin):
         """The settings of :meth:`train` that :class:`TrainConfig` does not hold, and the inputs."""
         if clip_from is not None:
             check_clip_source(self, clip_from)
-        for name, value in (("clip_epochs", clip_epochs), ("n_jobs", n_jobs)):
-            if value is not None:
-                check_int(name, value, 1, "or None")
+        if clip_epochs is not None:
+            check_int("clip_epochs", clip_epochs, 1, "or None")
+        if n_jobs is not None and not (
+            isinstance(n_jobs, numbers.Integral) and not isinstance(n_jobs, bool) and n_jobs == -1
+        ):
+            check_int("n_jobs", n_jobs, 1, "or -1 (one per core) or None")
         if not (isinstance(validation_size, numbers.Real) and 0 <= validation_size < 1):
             raise ValueError(f"validation_size must be in [0, 1), got {validation_size!r}.")
         if early_stopping and validation_size == 0:
