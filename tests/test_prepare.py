@@ -329,7 +329,6 @@ def test_backed_mudata_prepares_as_in_memory(tmp_path, rna_format, monkeypatch):
     from indiseek.pp import _transforms
 
     # several chunks everywhere, and the fit on a subset of the training cells
-    monkeypatch.setattr(_validate, "CHECK_CELLS", 150)
     monkeypatch.setattr(_transforms, "CHUNK_CELLS", 90)
     monkeypatch.setattr(_transforms, "FIT_MAX_CELLS", 150)
     m = _sim()
@@ -357,9 +356,9 @@ def test_backed_mudata_prepares_as_in_memory(tmp_path, rna_format, monkeypatch):
 
 
 def test_backed_counts_are_checked_in_every_chunk(tmp_path, monkeypatch):
-    from indiseek import _validate
+    from indiseek.pp import _transforms
 
-    monkeypatch.setattr(_validate, "CHECK_CELLS", 150)
+    monkeypatch.setattr(_transforms, "CHUNK_CELLS", 150)
     m = _sim()
     x = m.mod["rna"].X.toarray()
     x[320, :] = 0  # an empty cell in the third chunk

@@ -92,10 +92,6 @@ def check_unique_names(mdata: MuData, modalities: tuple[str, ...]) -> None:
             )
 
 
-#: Cells read at once when a matrix on disk is checked.
-CHECK_CELLS = 50_000
-
-
 def on_disk(x) -> bool:
     """Whether a matrix is read from disk on access (``.X`` of a backed AnnData: an h5py
     dataset, or anndata's sparse dataset, which reads rows into a scipy matrix)."""
@@ -113,10 +109,14 @@ def in_memory(x):
     return x.to_memory() if hasattr(x, "to_memory") else x[()]
 
 
+def _head(x):
+    """A matrix on disk is sampled on its first 2,000 cells (as the first values are in memory)."""
+    return x[: min(x.shape[0], 2000)] if on_disk(x) else x
+
+
 def is_integer_valued(x, n_check: int = 100_000) -> bool:
     """Whether a matrix holds whole numbers (checked on up to ``n_check`` stored values)."""
-    if on_disk(x):  # the first cells stand for the rest (as the first values do in memory)
-        x = x[: min(x.shape[0], 2000)]
+    x = _head(x)
     values = x.data if sparse.issparse(x) else np.asarray(x).ravel()
     if values.dtype.kind in "iub":
         return True
@@ -159,8 +159,7 @@ def resolve_counts(adata: AnnData, layer: str | None, modality: str, role: str):
 
 
 def _first_fraction(x) -> float:
-    if on_disk(x):
-        x = x[: min(x.shape[0], 2000)]
+    x = _head(x)
     values = x.data if sparse.issparse(x) else np.asarray(x).ravel()
     frac = values[values != np.round(values)]
     return float(frac[0]) if len(frac) else float("nan")
@@ -169,19 +168,22 @@ def _first_fraction(x) -> float:
 def check_counts(x, modality: str, obs_names: pd.Index, where: str = ".X") -> None:
     """Counts must be numbers, finite, non-negative, and every cell must have some.
 
-    A matrix on disk (backed AnnData) is read and checked 50,000 cells at a time: a bad value
-    is reported from the first chunk that holds one, empty cells from all chunks.
+    A matrix on disk (backed AnnData) is read and checked in preprocessing's chunks of cells
+    (50,000): a bad value is reported from the first chunk that holds one, empty cells from all
+    chunks.
     """
     if not on_disk(x):
         _check_values(x, modality, where)
         empty = np.flatnonzero(np.asarray(x.sum(axis=1)).ravel() == 0)
     else:
+        from .pp._transforms import chunks  # here: pp imports this module
+
         empty_parts = []
-        for start in range(0, x.shape[0], CHECK_CELLS):
-            block = x[start : start + CHECK_CELLS]
+        for rows in chunks(x.shape[0]):
+            block = x[rows]
             _check_values(block, modality, where)
             totals = np.asarray(block.sum(axis=1)).ravel()
-            empty_parts.append(start + np.flatnonzero(totals == 0))
+            empty_parts.append(rows.start + np.flatnonzero(totals == 0))
         empty = np.concatenate(empty_parts) if empty_parts else np.array([], dtype=int)
     if len(empty):
         raise ValueError(

@@ -101,8 +101,12 @@ class BranchData:
 
 def select(data: Mapping[str, BranchData], idx: torch.Tensor) -> dict[str, BranchData]:
     """Every branch's data on the cells ``idx``."""
-    x, c_own, c_club = zip(*((d.x, d.c_own, d.c_club) for d in data.values()), strict=True)
-    return _as_branches(data, gather([*x, *c_own, *c_club], idx))
+    return _as_branches(data, gather(_flat(data), idx))
+
+
+def _flat(data: Mapping[str, BranchData]) -> list[torch.Tensor]:
+    """Every branch's X, then every C_own, then every C_club (as :func:`_as_branches` reads)."""
+    return [getattr(d, f) for f in ("x", "c_own", "c_club") for d in data.values()]
 
 
 def _as_branches(
@@ -149,8 +153,7 @@ def gathered_batches(
 
 
 def _branch_batches(data, train_idx, cfg, gen) -> Iterator[dict[str, BranchData]]:
-    x, c_own, c_club = zip(*((d.x, d.c_own, d.c_club) for d in data.values()), strict=True)
-    for parts in gathered_batches([*x, *c_own, *c_club], train_idx, cfg, gen):
+    for parts in gathered_batches(_flat(data), train_idx, cfg, gen):
         yield _as_branches(data, parts)
 
 
