@@ -28,6 +28,7 @@ from ._ensemble import (
     crossfit_cells,
     make_jobs,
     n_workers,
+    restart_collapsed,
     run_members,
     train_record,
     use_batched,
@@ -336,6 +337,7 @@ class IndiSeek(SetupMixin, RepresentationMixin, SaveLoadMixin):
         for member, res in zip(self.module, results, strict=True):
             member.load_state_dict(res.state)
             member.eval()
+        restarts = restart_collapsed(self.module, jobs, results)
         self.history = collect_history(results)
         train_x = {m: v[self._train_cells] for m, v in self._train_inputs.items()}
         every = encode(self.module, train_x, device)  # once, for both scales
@@ -346,6 +348,7 @@ class IndiSeek(SetupMixin, RepresentationMixin, SaveLoadMixin):
         self.train_params = train_record(cfg, jobs, results, self.history, batched)
         self.train_params.update(validation_size=validation_size, device=str(device))
         self.train_params.update(n_jobs=workers, batched=batched, cross_fit=self.folds is not None)
+        self.train_params["step2_restarts"] = restarts
         self.train_params["time_wall_s"] = round(wall, 3)
         self.is_trained = True
         logger.info("trained in %.1f s on %s (%d worker(s))", wall, device, workers)

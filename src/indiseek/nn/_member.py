@@ -7,6 +7,7 @@ settings) and pickles, so whoever runs members (in this process or in workers) h
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 
@@ -105,3 +106,49 @@ def train_member(job: MemberJob) -> MemberResult:
         time_clip_s=t1 - t0,
         time_specific_s=time.perf_counter() - t1,
     )
+
+
+#: A dimension of Z is dead when its spread over the training cells is below this share of its
+#: size (``|mean| + sd``): the encoder units feeding it no longer respond to X.
+DEAD_Z_RATIO = 1e-3
+#: At most this many training cells (evenly spaced) are encoded to check Z for collapse.
+COLLAPSE_CHECK_CELLS = 20_000
+
+
+@torch.no_grad()
+def collapsed_branches(
+    module: IndiSeekModule, x: dict[str, torch.Tensor], idx: np.ndarray
+) -> list[str]:
+    """Modalities whose Z is constant over the cells ``idx`` (every dimension dead).
+
+    A large CLUB gradient can push every unit of a Z encoder below zero for all cells
+    (ReLUs that never fire again): Z is then the last layer's bias, the CLUB estimate is
+    exactly 0 and the decoder reconstructs from C alone — a stable point of the objective
+    that training does not leave, and a Z that carries nothing for θ.
+    """
+    idx = np.asarray(idx)
+    idx = idx[:: max(1, len(idx) // COLLAPSE_CHECK_CELLS)]
+    if len(idx) < 2:
+        return []
+    was_training = module.training
+    module.eval()
+    out = []
+    for name, branch in module.branches.items():
+        rows = torch.as_tensor(idx, device=x[name].device)
+        z = branch.encoder(x[name][rows]).double()
+        sd = z.std(dim=0, unbiased=False)
+        if bool((sd <= DEAD_Z_RATIO * (z.mean(dim=0).abs() + sd)).all()):
+            out.append(name)
+    module.train(was_training)
+    return out
+
+
+def reinitialise_branches(module: IndiSeekModule, seed: int) -> None:
+    """Fresh step-2 weights for ``module`` (its step 1 is kept), drawn on the CPU from ``seed``."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for layer in module.branches.modules():
+            if hasattr(layer, "reset_parameters"):
+                fresh = copy.deepcopy(layer).cpu()
+                fresh.reset_parameters()
+                layer.load_state_dict(fresh.state_dict())

@@ -1,0 +1,111 @@
+"""A member whose Z collapsed to a constant in step 2 is detected and its step 2 trained again."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import indiseek as isk
+from indiseek.model import _ensemble
+from indiseek.nn import IndiSeekModule, collapsed_branches, reinitialise_branches
+
+
+def _module(seed=0):
+    torch.manual_seed(seed)
+    return IndiSeekModule({"rna": 12, "adt": 6}, 4, 3, 16, 3, normalize_z=False)
+
+
+def _kill(branch):
+    """Every unit of the encoder's last hidden layer off for all inputs: Z is the last bias."""
+    hidden = [m for m in branch.encoder if isinstance(m, torch.nn.Linear)][-2]
+    with torch.no_grad():
+        hidden.weight.zero_()
+        hidden.bias.fill_(-1.0)
+
+
+def test_collapsed_branches_finds_a_constant_z_only():
+    module = _module()
+    x = {"rna": torch.randn(300, 12), "adt": torch.randn(300, 6)}
+    idx = np.arange(300)
+    assert collapsed_branches(module, x, idx) == []
+    _kill(module.branches["adt"])
+    assert collapsed_branches(module, x, idx) == ["adt"]
+    _kill(module.branches["rna"])
+    assert collapsed_branches(module, x, idx) == ["rna", "adt"]
+    # a Z that is small but varies is alive: the test is relative to Z's own size
+    module = _module()
+    with torch.no_grad():
+        module.branches["rna"].encoder[-1].weight.mul_(1e-4)
+        module.branches["rna"].encoder[-1].bias.mul_(1e-4)
+    assert collapsed_branches(module, x, idx) == []
+    assert collapsed_branches(module, x, idx[:1]) == []  # one cell says nothing
+
+
+def test_reinitialise_branches_is_seeded_and_keeps_step_1():
+    a, b = _module(0), _module(1)
+    clip_before = {k: v.clone() for k, v in a.clip.state_dict().items()}
+    reinitialise_branches(a, 7)
+    reinitialise_branches(b, 7)
+    for (name, pa), pb in zip(a.branches.named_parameters(), b.branches.parameters(), strict=True):
+        assert torch.equal(pa, pb), name
+    assert all(torch.equal(v, a.clip.state_dict()[k]) for k, v in clip_before.items())
+    x = {"rna": torch.randn(200, 12), "adt": torch.randn(200, 6)}
+    assert collapsed_branches(a, x, np.arange(200)) == []
+
+
+def _train(mdata, monkeypatch, collapses):
+    """Train 2 members; the collapse check reports member 0's RNA Z dead ``collapses`` times."""
+    calls = {"n": 0}
+    real = _ensemble.collapsed_branches
+
+    def fake(member, x, idx):
+        dead = real(member, x, idx)
+        if member is model.module[0] and calls["n"] < collapses:
+            calls["n"] += 1
+            return ["rna"]
+        return dead
+
+    monkeypatch.setattr(_ensemble, "collapsed_branches", fake)
+    model = isk.IndiSeek(mdata, n_shared=6, n_specific=4, n_hidden=16, n_layers=2, n_members=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        model.train(max_epochs=3, progress_bar=False, seed=0, n_jobs=1)
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    return model, messages
+
+
+def test_a_collapsed_member_trains_step_2_again(small_mdata, monkeypatch):
+    plain, messages = _train(small_mdata, monkeypatch, 0)
+    assert plain.train_params["step2_restarts"] == [0, 0]
+    assert not any("collapsed" in m for m in messages)
+    model, messages = _train(small_mdata, monkeypatch, 1)
+    assert model.train_params["step2_restarts"] == [1, 0]
+    assert any("member 0: Z of rna collapsed" in m and "restart 1 of 2" in m for m in messages)
+    # step 1 kept, step 2 new for member 0; member 1 untouched
+    for key, value in plain.module[0].clip.state_dict().items():
+        assert torch.equal(value, model.module[0].clip.state_dict()[key]), key
+    w0 = [p for p in model.module[0].branches.parameters()]
+    p0 = [p for p in plain.module[0].branches.parameters()]
+    assert not all(torch.equal(a, b) for a, b in zip(w0, p0, strict=True))
+    for a, b in zip(model.module[1].parameters(), plain.module[1].parameters(), strict=True):
+        assert torch.equal(a, b)
+    hist = model.history
+    assert (hist[(hist["member"] == 0) & (hist["step"] == "specific")]["epoch"] == [0, 1, 2]).all()
+    # the restart is seeded: the same seed gives the same member
+    again, _ = _train(small_mdata, monkeypatch, 1)
+    for a, b in zip(again.module[0].parameters(), model.module[0].parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_a_member_that_stays_collapsed_is_reported(small_mdata, monkeypatch):
+    model, messages = _train(small_mdata, monkeypatch, 99)
+    assert model.train_params["step2_restarts"] == [_ensemble.MAX_RESTARTS, 0]
+    assert any("still constant after 2 restarts" in m for m in messages)
+
+
+@pytest.mark.parametrize("attempt", [1, 2])
+def test_restart_seeds_differ_from_the_member_seeds(attempt):
+    seeds = {_ensemble.member_seed(0, j) for j in range(5)}
+    assert _ensemble.restart_seed(0, attempt) not in seeds
+    assert _ensemble.restart_seed(0, 1) != _ensemble.restart_seed(0, 2)
