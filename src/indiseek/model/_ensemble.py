@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -29,9 +28,7 @@ from ..nn import (
     MemberResult,
     Objective,
     can_batch,
-    collapsed_branches,
     default_epochs,
-    reinitialise_branches,
     to_tensor,
     train_member,
     train_members_batched,
@@ -58,9 +55,9 @@ def build_members(
     """``n_members`` freshly initialised members, member ``j`` drawn from ``member_seed(seed, j)``."""
     members = []
     for j in range(int(params["n_members"])):
-        # seeded initialisation without touching the caller's global torch RNG
+        # seeded initialisation without touching the caller's torch RNGs (CPU or CUDA)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(member_seed(seed, j))
+            torch.default_generator.manual_seed(member_seed(seed, j))
             members.append(
                 IndiSeekModule(
                     n_features,
@@ -214,63 +211,6 @@ def run_members(
             bar.update()
             out.append(res)
     return out
-
-
-#: Times step 2 is trained again for a member whose Z collapsed (:func:`restart_collapsed`).
-MAX_RESTARTS = 2
-
-
-def restart_seed(seed: int, attempt: int) -> int:
-    """Seed of restart ``attempt`` (1, 2, …) of a member's step 2 whose own seed is ``seed``."""
-    state = np.random.SeedSequence([int(seed), 104_729, int(attempt)]).generate_state(1)[0]
-    return int(state % (2**31))
-
-
-def restart_collapsed(
-    members: Sequence[torch.nn.Module], jobs: Sequence[MemberJob], results: list[MemberResult]
-) -> list[int]:
-    """Train step 2 again, from fresh weights and a derived seed (:func:`restart_seed`), for
-    every trained member whose Z collapsed to a constant, at most :data:`MAX_RESTARTS` times.
-
-    Step 1 is kept. ``results`` is updated in place (the last attempt's history; times
-    summed); returns the restarts per member. Rare (one member in the θ suite's runs), but a
-    collapsed first member would leave ``X_indiseek_Z_*`` without information.
-    """
-    restarts = []
-    for j, (member, job) in enumerate(zip(members, jobs, strict=True)):
-        dead = collapsed_branches(member, job.x, job.train_idx)
-        attempt = 0
-        while dead and attempt < MAX_RESTARTS:
-            attempt += 1
-            seed = restart_seed(job.cfg.seed, attempt)
-            warnings.warn(
-                f"Ensemble member {j}: Z of {', '.join(dead)} collapsed to a constant in step 2 "
-                "(its encoder units stopped responding to the data); training step 2 again "
-                f"from fresh weights with seed {seed} (restart {attempt} of {MAX_RESTARTS}).",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            reinitialise_branches(member, seed)
-            cfg = dataclasses.replace(job.cfg, seed=seed, progress_bar=False)
-            clip = {"clip_state": member.clip.state_dict(), "clip_history": results[j].clip_history}
-            res = train_member(dataclasses.replace(job, module=member, cfg=cfg, **clip))
-            member.load_state_dict(res.state)
-            member.eval()
-            spent = results[j].time_specific_s + res.time_specific_s
-            results[j] = dataclasses.replace(
-                res, time_clip_s=results[j].time_clip_s, time_specific_s=spent
-            )
-            dead = collapsed_branches(member, job.x, job.train_idx)
-        if dead:
-            warnings.warn(
-                f"Ensemble member {j}: Z of {', '.join(dead)} is still constant after "
-                f"{MAX_RESTARTS} restarts of step 2 and carries no information; train with "
-                "another seed or a smaller lr.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-        restarts.append(attempt)
-    return restarts
 
 
 def collect_history(results: Sequence[MemberResult]) -> pd.DataFrame:

@@ -28,7 +28,6 @@ from ._ensemble import (
     crossfit_cells,
     make_jobs,
     n_workers,
-    restart_collapsed,
     run_members,
     train_record,
     use_batched,
@@ -36,6 +35,7 @@ from ._ensemble import (
 from ._inference import RepresentationMixin, apply_z_scale, encode, z_scales
 from ._io import SaveLoadMixin
 from ._registry import ROLES, Registry, SetupMixin
+from ._restart import restart_collapsed
 
 if TYPE_CHECKING:
     from mudata import MuData
@@ -333,11 +333,11 @@ class IndiSeek(SetupMixin, RepresentationMixin, SaveLoadMixin):
         workers = 1 if batched else workers
         t0 = time.perf_counter()
         results = run_members(jobs, workers, progress_bar, batched)
-        wall = time.perf_counter() - t0
         for member, res in zip(self.module, results, strict=True):
             member.load_state_dict(res.state)
             member.eval()
-        restarts = restart_collapsed(self.module, jobs, results)
+        restarts, restart_s = restart_collapsed(self.module, jobs, results)
+        wall = time.perf_counter() - t0
         self.history = collect_history(results)
         train_x = {m: v[self._train_cells] for m, v in self._train_inputs.items()}
         every = encode(self.module, train_x, device)  # once, for both scales
@@ -348,7 +348,7 @@ class IndiSeek(SetupMixin, RepresentationMixin, SaveLoadMixin):
         self.train_params = train_record(cfg, jobs, results, self.history, batched)
         self.train_params.update(validation_size=validation_size, device=str(device))
         self.train_params.update(n_jobs=workers, batched=batched, cross_fit=self.folds is not None)
-        self.train_params["step2_restarts"] = restarts
+        self.train_params.update(step2_restarts=restarts, time_restart_s=round(restart_s, 3))
         self.train_params["time_wall_s"] = round(wall, 3)
         self.is_trained = True
         logger.info("trained in %.1f s on %s (%d worker(s))", wall, device, workers)

@@ -108,8 +108,9 @@ def train_member(job: MemberJob) -> MemberResult:
     )
 
 
-#: A dimension of Z is dead when its spread over the training cells is below this share of its
-#: size (``|mean| + sd``): the encoder units feeding it no longer respond to X.
+#: Z is collapsed when its part of the decoder's first-layer input varies over the training
+#: cells by less than this share of what C's part varies (the decoder absorbs Z's scale, so
+#: the comparison is scale-free): the decoder then cannot tell cells apart by Z.
 DEAD_Z_RATIO = 1e-3
 #: At most this many training cells (evenly spaced) are encoded to check Z for collapse.
 COLLAPSE_CHECK_CELLS = 20_000
@@ -119,36 +120,48 @@ COLLAPSE_CHECK_CELLS = 20_000
 def collapsed_branches(
     module: IndiSeekModule, x: dict[str, torch.Tensor], idx: np.ndarray
 ) -> list[str]:
-    """Modalities whose Z is constant over the cells ``idx`` (every dimension dead).
+    """Modalities whose Z carries nothing the decoder can use on the cells ``idx``.
 
-    A large CLUB gradient can push every unit of a Z encoder below zero for all cells
-    (ReLUs that never fire again): Z is then the last layer's bias, the CLUB estimate is
-    exactly 0 and the decoder reconstructs from C alone — a stable point of the objective
-    that training does not leave, and a Z that carries nothing for θ.
+    A large CLUB gradient can switch off every unit of a Z encoder for all cells (ReLUs that
+    never fire again): Z is then the last layer's bias, the CLUB estimate exactly 0 and the
+    decoder reconstructs from C alone — a point of the objective that training does not
+    leave. Measured as the spread of ``W_z z`` against that of ``W_c c`` in the decoder's
+    first layer (a collapsed member of the θ suite: 0 and 1.5e-8; healthy ones 1–2, and 0.005
+    for a Z shrunk to a spread of 0.008 that the decoder still reads).
     """
     idx = np.asarray(idx)
-    idx = idx[:: max(1, len(idx) // COLLAPSE_CHECK_CELLS)]
+    idx = idx[:: max(1, -(-len(idx) // COLLAPSE_CHECK_CELLS))]
     if len(idx) < 2:
         return []
     was_training = module.training
     module.eval()
+    rows = torch.as_tensor(idx, device=next(iter(x.values())).device)
+    cells = {name: v[rows] for name, v in x.items()}
+    c = module.shared(cells)
     out = []
     for name, branch in module.branches.items():
-        rows = torch.as_tensor(idx, device=x[name].device)
-        z = branch.encoder(x[name][rows]).double()
-        sd = z.std(dim=0, unbiased=False)
-        if bool((sd <= DEAD_Z_RATIO * (z.mean(dim=0).abs() + sd)).all()):
+        z = branch.encoder(cells[name])
+        first = next(m for m in branch.decoder.modules() if isinstance(m, torch.nn.Linear))
+        n_z, n_c = z.shape[1], c[name].shape[1]
+        from_z = (z.double() @ first.weight[:, :n_z].double().T).std(dim=0).norm()
+        from_c = (c[name].double() @ first.weight[:, n_z : n_z + n_c].double().T).std(dim=0)
+        if bool(from_z <= DEAD_Z_RATIO * from_c.norm()):
             out.append(name)
     module.train(was_training)
     return out
 
 
 def reinitialise_branches(module: IndiSeekModule, seed: int) -> None:
-    """Fresh step-2 weights for ``module`` (its step 1 is kept), drawn on the CPU from ``seed``."""
+    """Fresh step-2 weights for ``module`` (its step 1 is kept), drawn on the CPU from ``seed``
+    without touching the caller's random state."""
+    layers = [m for m in module.branches.modules() if hasattr(m, "reset_parameters")]
+    covered = {id(p) for m in layers for p in m.parameters(recurse=False)}
+    missed = [n for n, p in module.branches.named_parameters() if id(p) not in covered]
+    if missed:  # a parameter outside a resettable layer would keep its trained value
+        raise RuntimeError(f"Cannot re-initialise step-2 parameters {missed}.")
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for layer in module.branches.modules():
-            if hasattr(layer, "reset_parameters"):
-                fresh = copy.deepcopy(layer).cpu()
-                fresh.reset_parameters()
-                layer.load_state_dict(fresh.state_dict())
+        torch.default_generator.manual_seed(seed)
+        for layer in layers:
+            fresh = copy.deepcopy(layer).cpu()
+            fresh.reset_parameters()
+            layer.load_state_dict(fresh.state_dict())
