@@ -64,6 +64,8 @@ CONFIGS: dict[str, tuple[dict, dict, dict]] = {
     # updates per step than its 12,000 (issue 15's CPU time against θ)
     "target8k": ({}, {}, {"target_updates": 8000}),
     "target6k": ({}, {}, {"target_updates": 6000}),
+    # no independence term at all: Z from reconstruction alone (how much CLUB does for θ)
+    "club0": ({}, {"club_weight": 0.0}, {}),
 }
 EXTRA_K = (30, 50)  # θ's k read from the written Z besides the default 10
 
