@@ -1,13 +1,22 @@
 """A member whose Z collapsed to a constant in step 2 is detected and its step 2 trained again."""
 
+import dataclasses
 import warnings
 
 import numpy as np
+import pytest
 import torch
 
 import indiseek as isk
 from indiseek.model import _restart
-from indiseek.nn import IndiSeekModule, collapsed_branches, reinitialise_branches
+from indiseek.nn import (
+    IndiSeekModule,
+    MemberJob,
+    TrainConfig,
+    collapsed_branches,
+    critic_at_bound,
+    reinitialise_branches,
+)
 
 
 def _module(seed=0):
@@ -61,6 +70,38 @@ def test_reinitialise_branches_is_seeded_and_keeps_step_1():
     assert collapsed_branches(a, x, np.arange(200)) == []
 
 
+def test_critic_at_bound_counts_log_variances_on_the_bound():
+    module = _module()
+    x = {"rna": torch.randn(300, 12), "adt": torch.randn(300, 6)}
+    job = MemberJob(
+        module,
+        x,
+        np.arange(200),
+        np.arange(200, 300),
+        TrainConfig(),
+        1,
+        1,
+        "indiseek",
+        10.0,
+        1.0,
+        {"rna": 1.0, "adt": 1.0},
+    )
+    fresh = critic_at_bound(job)
+    assert set(fresh) == {"rna", "adt"} and max(fresh.values()) < 0.05
+    last = module.branches["rna"].q.logvar[-1]
+    with torch.no_grad():
+        last.bias[:2] = 1e4  # two of three dimensions pinned at +bound, for every cell
+        last.weight[:2] = 0.0
+    assert critic_at_bound(job)["rna"] == pytest.approx(2 / 3, abs=1e-3)
+    assert critic_at_bound(job)["adt"] == fresh["adt"]
+    with torch.no_grad():
+        last.bias[:] = -1e4  # and at the lower bound
+        last.weight[:] = 0.0
+    assert critic_at_bound(job)["rna"] == 1.0
+    clip_only = IndiSeekModule({"rna": 12, "adt": 6}, 4, 3, 16, 3, specific=False)
+    assert critic_at_bound(dataclasses.replace(job, module=clip_only)) == {}
+
+
 def _train(mdata, monkeypatch, collapses):
     """Train 2 members; the collapse check reports member 0's RNA Z dead ``collapses`` times."""
     calls = {"n": 0}
@@ -86,6 +127,9 @@ def _train(mdata, monkeypatch, collapses):
 def test_a_collapsed_member_trains_step_2_again(small_mdata, monkeypatch):
     plain, messages = _train(small_mdata, monkeypatch, 0)
     assert plain.train_params["step2_restarts"] == [0, 0]
+    shares = plain.train_params["critic_at_bound"]
+    assert len(shares) == 2 and all(set(s) == {"rna", "adt"} for s in shares)
+    assert all(0.0 <= v <= 1.0 for s in shares for v in s.values())
     assert not any("collapsed" in m for m in messages)
     model, messages = _train(small_mdata, monkeypatch, 1)
     assert model.train_params["step2_restarts"] == [1, 0]
@@ -121,3 +165,4 @@ def test_restarts_survive_save_and_load(small_mdata, monkeypatch, tmp_path):
     model.save(tmp_path / "model")
     loaded = isk.IndiSeek.load(tmp_path / "model", small_mdata)
     assert loaded.train_params["step2_restarts"] == [1, 0]
+    assert loaded.train_params["critic_at_bound"] == model.train_params["critic_at_bound"]

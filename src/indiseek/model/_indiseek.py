@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from .. import _keys as K
-from ..nn import TrainConfig, get_objective, to_tensor
+from ..nn import TrainConfig, critic_at_bound, get_objective, to_tensor
 from ..nn._train_utils import check_int
 from ._device import resolve_device
 from ._ensemble import (
@@ -349,6 +349,7 @@ class IndiSeek(SetupMixin, RepresentationMixin, SaveLoadMixin):
         self.train_params.update(validation_size=validation_size, device=str(device))
         self.train_params.update(n_jobs=workers, batched=batched, cross_fit=self.folds is not None)
         self.train_params.update(step2_restarts=restarts, time_restart_s=round(restart_s, 3))
+        self.train_params["critic_at_bound"] = [critic_at_bound(job) for job in jobs]
         self.train_params["time_wall_s"] = round(wall, 3)
         self.is_trained = True
         logger.info("trained in %.1f s on %s (%d worker(s))", wall, device, workers)

@@ -18,6 +18,7 @@ from ._member import (
     MemberJob,
     MemberResult,
     collapsed_branches,
+    critic_at_bound,
     reinitialise_branches,
     train_member,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "club_sampled",
     "collapsed_branches",
     "cpu_threads",
+    "critic_at_bound",
     "default_epochs",
     "evaluate_branches",
     "fit_clip",

@@ -151,6 +151,40 @@ def collapsed_branches(
     return out
 
 
+#: q's log-variance within this share of its bound counts as sitting on the bound.
+AT_BOUND_TOL = 0.01
+
+
+@torch.no_grad()
+def critic_at_bound(job: MemberJob) -> dict[str, float]:
+    """Per modality, the share of (cell, dimension) pairs of the training cells where the CLUB
+    critic's log-variance sits on its tanh bound (within :data:`AT_BOUND_TOL` of ±bound).
+
+    There the tanh is flat and passes no gradient, so the critic stays put, and at the upper
+    bound the CLUB term barely constrains Z: a share near 1 says that member's Z was shaped
+    mostly by reconstruction for the rest of training. Empty without step-2 branches.
+    """
+    module, objective = job.module, get_objective(job.objective)
+    idx = np.asarray(job.train_idx)
+    idx = idx[:: max(1, -(-len(idx) // COLLAPSE_CHECK_CELLS))]
+    if not len(module.branches) or len(idx) == 0:
+        return {}
+    was_training = module.training
+    module.eval()
+    rows = torch.as_tensor(idx, device=next(iter(job.x.values())).device)
+    c = module.shared({m: v[rows] for m, v in job.x.items()})
+    if job.covariates is not None:
+        c = {m: torch.cat([v, job.covariates[rows]], dim=1) for m, v in c.items()}
+    out = {}
+    for name, branch in module.branches.items():
+        c_club = c[module.other(name)] if objective.club_on_cross else c[name]
+        _, logvar = branch.q(c_club)
+        edge = (1 - AT_BOUND_TOL) * branch.q.logvar_bound
+        out[name] = round(float((logvar.abs() >= edge).double().mean()), 4)
+    module.train(was_training)
+    return out
+
+
 def reinitialise_branches(module: IndiSeekModule, seed: int) -> None:
     """Fresh step-2 weights for ``module`` (its step 1 is kept), drawn on the CPU from ``seed``
     without touching the caller's random state."""
