@@ -127,9 +127,9 @@ def _train(mdata, monkeypatch, collapses):
 def test_a_collapsed_member_trains_step_2_again(small_mdata, monkeypatch):
     plain, messages = _train(small_mdata, monkeypatch, 0)
     assert plain.train_params["step2_restarts"] == [0, 0]
-    shares = plain.train_params["critic_at_bound"]
-    assert len(shares) == 2 and all(set(s) == {"rna", "adt"} for s in shares)
-    assert all(0.0 <= v <= 1.0 for s in shares for v in s.values())
+    shares = plain.train_params["critic_at_bound"]  # per modality, one value per member
+    assert set(shares) == {"rna", "adt"} and all(len(v) == 2 for v in shares.values())
+    assert all(0.0 <= v <= 1.0 for values in shares.values() for v in values)
     assert not any("collapsed" in m for m in messages)
     model, messages = _train(small_mdata, monkeypatch, 1)
     assert model.train_params["step2_restarts"] == [1, 0]
@@ -147,7 +147,8 @@ def test_a_collapsed_member_trains_step_2_again(small_mdata, monkeypatch):
     cols = ["train_rna_rel_rec_error", "train_adt_rel_rec_error"]
     assert not step2[step2["member"] == 0][cols].equals(before[before["member"] == 0][cols])
     assert step2[step2["member"] == 1][cols].equals(before[before["member"] == 1][cols])
-    assert model.train_params["time_restart_s"] > plain.train_params["time_restart_s"]
+    params = model.train_params
+    assert 0 <= params["time_restart_s"] <= params["time_wall_s"]  # the wall time includes it
     # the restart is seeded: the same seed gives the same member
     again, _ = _train(small_mdata, monkeypatch, 1)
     for a, b in zip(again.module[0].parameters(), model.module[0].parameters(), strict=True):
@@ -166,3 +167,5 @@ def test_restarts_survive_save_and_load(small_mdata, monkeypatch, tmp_path):
     loaded = isk.IndiSeek.load(tmp_path / "model", small_mdata)
     assert loaded.train_params["step2_restarts"] == [1, 0]
     assert loaded.train_params["critic_at_bound"] == model.train_params["critic_at_bound"]
+    model.write_obsm(small_mdata)  # train_params go to .uns: must be writable
+    small_mdata.write(tmp_path / "out.h5mu")

@@ -349,7 +349,8 @@ class IndiSeek(SetupMixin, RepresentationMixin, SaveLoadMixin):
         self.train_params.update(validation_size=validation_size, device=str(device))
         self.train_params.update(n_jobs=workers, batched=batched, cross_fit=self.folds is not None)
         self.train_params.update(step2_restarts=restarts, time_restart_s=round(restart_s, 3))
-        self.train_params["critic_at_bound"] = [critic_at_bound(job) for job in jobs]
+        shares = [critic_at_bound(job) for job in jobs]  # per modality, a value per member
+        self.train_params["critic_at_bound"] = {m: [s[m] for s in shares] for m in shares[0]}
         self.train_params["time_wall_s"] = round(wall, 3)
         self.is_trained = True
         logger.info("trained in %.1f s on %s (%d worker(s))", wall, device, workers)
