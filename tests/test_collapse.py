@@ -9,14 +9,8 @@ import torch
 
 import indiseek as isk
 from indiseek.model import _restart
-from indiseek.nn import (
-    IndiSeekModule,
-    MemberJob,
-    TrainConfig,
-    collapsed_branches,
-    critic_at_bound,
-    reinitialise_branches,
-)
+from indiseek.nn import IndiSeekModule, MemberJob, TrainConfig
+from indiseek.nn._member import collapsed_branches, critic_at_bound, reinitialise_branches
 
 
 def _module(seed=0):
@@ -102,7 +96,7 @@ def test_critic_at_bound_counts_log_variances_on_the_bound():
     assert critic_at_bound(dataclasses.replace(job, module=clip_only)) == {}
 
 
-def _train(mdata, monkeypatch, collapses):
+def _train(mdata, monkeypatch, collapses, objective="indiseek"):
     """Train 2 members; the collapse check reports member 0's RNA Z dead ``collapses`` times."""
     calls = {"n": 0}
     real = _restart.collapsed_branches
@@ -115,7 +109,9 @@ def _train(mdata, monkeypatch, collapses):
         return dead
 
     monkeypatch.setattr(_restart, "collapsed_branches", fake)
-    model = isk.IndiSeek(mdata, n_shared=6, n_specific=4, n_hidden=16, n_layers=2, n_members=2)
+    model = isk.IndiSeek(
+        mdata, objective, n_shared=6, n_specific=4, n_hidden=16, n_layers=2, n_members=2
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         model.train(max_epochs=3, progress_bar=False, seed=0, n_jobs=1)
@@ -159,6 +155,12 @@ def test_a_member_that_stays_collapsed_is_reported(small_mdata, monkeypatch):
     model, messages = _train(small_mdata, monkeypatch, 99)
     assert model.train_params["step2_restarts"] == [_restart.MAX_RESTARTS, 0]
     assert any("still constant after 2 restarts" in m for m in messages)
+
+
+def test_no_restart_where_the_decoder_is_only_a_probe(small_mdata, monkeypatch):
+    # FactorizedCL's decoder reads detached Z: how little it uses Z says nothing about Z
+    model, messages = _train(small_mdata, monkeypatch, 99, objective="factorized_cl")
+    assert model.train_params["step2_restarts"] == [0, 0] and messages == []
 
 
 def test_restarts_survive_save_and_load(small_mdata, monkeypatch, tmp_path):

@@ -18,7 +18,8 @@ import pandas as pd
 import torch
 
 from .. import _keys as K
-from ..nn import TrainConfig, critic_at_bound, get_objective, to_tensor
+from ..nn import TrainConfig, get_objective, to_tensor
+from ..nn._member import critic_at_bound
 from ..nn._train_utils import check_int
 from ._device import resolve_device
 from ._ensemble import (
@@ -300,6 +301,22 @@ class IndiSeek(SetupMixin, RepresentationMixin, SaveLoadMixin):
             A trained model on the same inputs whose step 1 (CLIP encoders) is reused instead of
             training step 1 again; with the same ``seed`` this gives exactly what retraining
             would (used by :func:`indiseek.tl.compare_methods`).
+
+        Warns
+        -----
+        RuntimeWarning
+            When a member's Z collapsed to a constant in step 2 (objectives ``indiseek`` and
+            ``indiseek0``): that member's step 2 is trained again from fresh weights and a
+            derived seed, at most twice, keeping its step 1.
+
+        Notes
+        -----
+        Besides the settings, ``model.train_params`` records ``step2_restarts`` (restarts per
+        member, a list of ``n_members`` ints), ``time_restart_s`` (seconds of the collapse
+        checks and restarts, included in ``time_wall_s``) and ``critic_at_bound``
+        (``{modality: [share per member]}``, ``{}`` without step 2): the share of training
+        cells × dimensions where the CLUB critic's log-variance sits on its bound, where the
+        CLUB term barely constrains Z (see the method docs, "Step 2").
 
         Examples
         --------

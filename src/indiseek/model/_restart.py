@@ -10,7 +10,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..nn import MemberJob, MemberResult, collapsed_branches, reinitialise_branches, train_member
+from ..nn import MemberJob, MemberResult, get_objective, train_member
+from ..nn._member import collapsed_branches, reinitialise_branches
 
 #: Times step 2 is trained again for a member whose Z collapsed (:func:`restart_collapsed`).
 MAX_RESTARTS = 2
@@ -43,15 +44,18 @@ def restart_collapsed(
     every trained member whose Z collapsed (:func:`indiseek.nn.collapsed_branches`), at most
     :data:`MAX_RESTARTS` times.
 
-    Step 1 is kept; ``results`` is updated in place (the last attempt's history). Returns the
-    restarts per member and the seconds they took. Rare (one dataset and seed of the θ suite),
+    Only for objectives whose decoder shapes Z (``indiseek``, ``indiseek0``). Step 1 is kept;
+    ``results`` is updated in place (the last attempt's history). Returns the restarts per
+    member and the seconds the checks and restarts took. Rare (one dataset and seed of the θ suite),
     but a collapsed first member would leave ``X_indiseek_Z_*`` without information. On a GPU
     a restart trains one member eagerly, without the batched path's CUDA graphs.
     """
     restarts = []
     t0 = time.perf_counter()
     for j, (member, job) in enumerate(zip(members, jobs, strict=True)):
-        dead = collapsed_branches(member, job.x, job.train_idx)
+        # only where the decoder shapes Z (a probe decoder's use of Z says nothing about it)
+        shaped = get_objective(job.objective).complement == "reconstruction"
+        dead = collapsed_branches(member, job.x, job.train_idx) if shaped else []
         attempt = 0
         while dead and attempt < MAX_RESTARTS:
             attempt += 1

@@ -14,14 +14,7 @@ from ._losses import (
     info_nce,
     orthogonality,
 )
-from ._member import (
-    MemberJob,
-    MemberResult,
-    collapsed_branches,
-    critic_at_bound,
-    reinitialise_branches,
-    train_member,
-)
+from ._member import MemberJob, MemberResult, train_member
 from ._modules import ClipModule, GaussianCLUB, IndiSeekModule, SpecificBranch, mlp
 from ._objectives import OBJECTIVES, Objective, get_objective
 from ._train_utils import TrainConfig, cpu_threads, default_epochs, to_tensor
@@ -40,9 +33,7 @@ __all__ = [
     "can_batch",
     "club_bound",
     "club_sampled",
-    "collapsed_branches",
     "cpu_threads",
-    "critic_at_bound",
     "default_epochs",
     "evaluate_branches",
     "fit_clip",
@@ -52,7 +43,6 @@ __all__ = [
     "info_nce",
     "mlp",
     "orthogonality",
-    "reinitialise_branches",
     "to_tensor",
     "train_member",
     "train_members_batched",

@@ -112,8 +112,8 @@ def train_member(job: MemberJob) -> MemberResult:
 #: cells by less than this share of what C's part varies (the decoder absorbs Z's scale, so
 #: the comparison is scale-free): the decoder then cannot tell cells apart by Z.
 DEAD_Z_RATIO = 1e-3
-#: At most this many training cells (evenly spaced) are encoded to check Z for collapse.
-COLLAPSE_CHECK_CELLS = 20_000
+#: At most this many training cells (evenly spaced) are read by the checks after training.
+CHECK_CELLS = 20_000
 
 
 @torch.no_grad()
@@ -130,7 +130,7 @@ def collapsed_branches(
     for a Z shrunk to a spread of 0.008 that the decoder still reads).
     """
     idx = np.asarray(idx)
-    idx = idx[:: max(1, -(-len(idx) // COLLAPSE_CHECK_CELLS))]
+    idx = idx[:: max(1, -(-len(idx) // CHECK_CELLS))]
     if len(idx) < 2:
         return []
     was_training = module.training
@@ -140,11 +140,12 @@ def collapsed_branches(
     c = module.shared(cells)
     out = []
     for name, branch in module.branches.items():
-        z = branch.encoder(cells[name])
+        z = branch.encoder(cells[name]).cpu().double()  # on the CPU: MPS has no float64
         first = next(m for m in branch.decoder.modules() if isinstance(m, torch.nn.Linear))
+        w = first.weight.detach().cpu().double()
         n_z, n_c = z.shape[1], c[name].shape[1]
-        from_z = (z.double() @ first.weight[:, :n_z].double().T).std(dim=0).norm()
-        from_c = (c[name].double() @ first.weight[:, n_z : n_z + n_c].double().T).std(dim=0)
+        from_z = (z @ w[:, :n_z].T).std(dim=0).norm()
+        from_c = (c[name].cpu().double() @ w[:, n_z : n_z + n_c].T).std(dim=0)
         if bool(from_z <= DEAD_Z_RATIO * from_c.norm()):
             out.append(name)
     module.train(was_training)
@@ -157,16 +158,18 @@ AT_BOUND_TOL = 0.01
 
 @torch.no_grad()
 def critic_at_bound(job: MemberJob) -> dict[str, float]:
-    """Per modality, the share of (cell, dimension) pairs of the training cells where the CLUB
-    critic's log-variance sits on its tanh bound (within :data:`AT_BOUND_TOL` of ±bound).
+    """Per modality, the share of (cell, dimension) pairs of the training cells (at most
+    ``CHECK_CELLS``, evenly spaced) where the CLUB critic's log-variance sits on its tanh bound,
+    i.e. ``|logvar| >= 0.99 * bound``.
 
-    There the tanh is flat and passes no gradient, so the critic stays put, and at the upper
-    bound the CLUB term barely constrains Z: a share near 1 says that member's Z was shaped
-    mostly by reconstruction for the rest of training. Empty without step-2 branches.
+    There the tanh is nearly flat and passes almost no gradient, so the critic stays put, and
+    at the upper bound the CLUB term barely constrains Z: a share near 1 says that member's Z
+    was shaped mostly by reconstruction for the rest of training. Empty without step-2
+    branches.
     """
     module, objective = job.module, get_objective(job.objective)
     idx = np.asarray(job.train_idx)
-    idx = idx[:: max(1, -(-len(idx) // COLLAPSE_CHECK_CELLS))]
+    idx = idx[:: max(1, -(-len(idx) // CHECK_CELLS))]
     if not len(module.branches) or len(idx) == 0:
         return {}
     was_training = module.training
@@ -180,7 +183,7 @@ def critic_at_bound(job: MemberJob) -> dict[str, float]:
         c_club = c[module.other(name)] if objective.club_on_cross else c[name]
         _, logvar = branch.q(c_club)
         edge = (1 - AT_BOUND_TOL) * branch.q.logvar_bound
-        out[name] = round(float((logvar.abs() >= edge).double().mean()), 4)
+        out[name] = round(float((logvar.abs() >= edge).float().mean()), 4)
     module.train(was_training)
     return out
 
