@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import numbers
 import os
 from collections.abc import Sequence
 
@@ -34,6 +35,7 @@ from ..nn import (
     train_members_batched,
     why_not_batched,
 )
+from ..nn._train_utils import check_int
 from ._arrays import split_validation
 
 logger = logging.getLogger(__name__)
@@ -337,3 +339,28 @@ def check_clip_source(model, other) -> None:
             "clip_from was built with other inputs or sizes: features "
             f"{other.n_features} vs {model.n_features}, {list(keys)} {theirs} vs {mine}."
         )
+
+
+def check_train_args(
+    model, clip_epochs, n_jobs, validation_size, early_stopping, clip_from=None
+) -> None:
+    """The settings of ``IndiSeek.train`` that :class:`TrainConfig` does not hold, and the
+    model's training inputs."""
+    if clip_from is not None:
+        check_clip_source(model, clip_from)
+    if clip_epochs is not None:
+        check_int("clip_epochs", clip_epochs, 1, "or None")
+    if n_jobs is not None and not (
+        isinstance(n_jobs, numbers.Integral) and not isinstance(n_jobs, bool) and n_jobs == -1
+    ):
+        check_int("n_jobs", n_jobs, 1, "or -1 (one per core) or None")
+    if not (isinstance(validation_size, numbers.Real) and 0 <= validation_size < 1):
+        raise ValueError(f"validation_size must be in [0, 1), got {validation_size!r}.")
+    if early_stopping and validation_size == 0:
+        raise ValueError("early_stopping=True needs validation cells; set validation_size > 0.")
+    for role, x in model._train_inputs.items():
+        if not np.all(np.isfinite(x[model._train_cells])):
+            raise ValueError(
+                f"The {role} inputs of training cells hold NaN or inf (changed after "
+                "setup_mudata?); prepare the data again."
+            )

@@ -24,7 +24,7 @@ from ..nn._train_utils import check_int
 from ._device import resolve_device
 from ._ensemble import (
     build_members,
-    check_clip_source,
+    check_train_args,
     collect_history,
     crossfit_cells,
     make_jobs,
@@ -332,7 +332,7 @@ class IndiSeek(SetupMixin, RepresentationMixin, SaveLoadMixin):
             )
         cfg = TrainConfig.pick(locals(), cpu_threads=n_threads)  # validates every setting
         use_batched(batch_members)
-        self._check_train_args(clip_epochs, n_jobs, validation_size, early_stopping, clip_from)
+        check_train_args(self, clip_epochs, n_jobs, validation_size, early_stopping, clip_from)
         device = resolve_device(accelerator)
         self.module = build_members(self.params, self.n_features, self.objective, seed).to(device)
         self.device = device
@@ -371,29 +371,6 @@ class IndiSeek(SetupMixin, RepresentationMixin, SaveLoadMixin):
         self.train_params["time_wall_s"] = round(wall, 3)
         self.is_trained = True
         logger.info("trained in %.1f s on %s (%d worker(s))", wall, device, workers)
-
-    def _check_train_args(
-        self, clip_epochs, n_jobs, validation_size, early_stopping, clip_from=None
-    ) -> None:
-        """The settings of :meth:`train` that :class:`TrainConfig` does not hold, and the inputs."""
-        if clip_from is not None:
-            check_clip_source(self, clip_from)
-        if clip_epochs is not None:
-            check_int("clip_epochs", clip_epochs, 1, "or None")
-        if n_jobs is not None and not (
-            isinstance(n_jobs, numbers.Integral) and not isinstance(n_jobs, bool) and n_jobs == -1
-        ):
-            check_int("n_jobs", n_jobs, 1, "or -1 (one per core) or None")
-        if not (isinstance(validation_size, numbers.Real) and 0 <= validation_size < 1):
-            raise ValueError(f"validation_size must be in [0, 1), got {validation_size!r}.")
-        if early_stopping and validation_size == 0:
-            raise ValueError("early_stopping=True needs validation cells; set validation_size > 0.")
-        for role, x in self._train_inputs.items():
-            if not np.all(np.isfinite(x[self._train_cells])):
-                raise ValueError(
-                    f"The {role} inputs of training cells hold NaN or inf (changed after "
-                    "setup_mudata?); prepare the data again."
-                )
 
     def _clip_history(self, member: int) -> pd.DataFrame:
         """Member ``member``'s step-1 history, without the step and member columns."""
