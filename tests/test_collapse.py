@@ -47,7 +47,10 @@ def test_collapsed_branches_finds_a_constant_z_only():
     assert (z.std(0) < 1e-3 * z.mean(0).abs()).all()
     assert collapsed_branches(module, x, idx) == []
     with torch.no_grad():
-        branch.decoder[0].weight[:, :3].mul_(1e-4)  # the decoder no longer reads it
+        branch.decoder[0].weight[:, :3].mul_(1e-4)  # read 1e-4 as much as C: alive, if faint
+    assert collapsed_branches(module, x, idx) == []
+    with torch.no_grad():
+        branch.decoder[0].weight[:, :3].mul_(1e-3)  # the decoder no longer reads it
     assert collapsed_branches(module, x, idx) == ["rna"]
     assert collapsed_branches(_module(), x, idx[:1]) == []  # one cell says nothing
 
@@ -96,7 +99,7 @@ def test_critic_at_bound_counts_log_variances_on_the_bound():
     assert critic_at_bound(dataclasses.replace(job, module=clip_only)) == {}
 
 
-def _train(mdata, monkeypatch, collapses, objective="indiseek"):
+def _train(mdata, monkeypatch, collapses, objective="indiseek", **train_kwargs):
     """Train 2 members; the collapse check reports member 0's RNA Z dead ``collapses`` times."""
     calls = {"n": 0}
     real = _restart.collapsed_branches
@@ -114,7 +117,7 @@ def _train(mdata, monkeypatch, collapses, objective="indiseek"):
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        model.train(max_epochs=3, progress_bar=False, seed=0, n_jobs=1)
+        model.train(max_epochs=3, progress_bar=False, seed=0, n_jobs=1, **train_kwargs)
     ours = [w for w in caught if "Ensemble member" in str(w.message)]
     assert all(w.filename == __file__ for w in ours)  # points at the train() call
     return model, [str(w.message) for w in ours]
@@ -122,12 +125,14 @@ def _train(mdata, monkeypatch, collapses, objective="indiseek"):
 
 def test_a_collapsed_member_trains_step_2_again(small_mdata, monkeypatch):
     plain, messages = _train(small_mdata, monkeypatch, 0)
+    rng = torch.random.get_rng_state()
     assert plain.train_params["step2_restarts"] == [0, 0]
     shares = plain.train_params["critic_at_bound"]  # per modality, one value per member
     assert set(shares) == {"rna", "adt"} and all(len(v) == 2 for v in shares.values())
     assert all(0.0 <= v <= 1.0 for values in shares.values() for v in values)
     assert not any("collapsed" in m for m in messages)
     model, messages = _train(small_mdata, monkeypatch, 1)
+    assert torch.equal(torch.random.get_rng_state(), rng)  # the user's RNG is left alone
     assert model.train_params["step2_restarts"] == [1, 0]
     assert any("member 0: Z of rna collapsed" in m and "restart 1 of 2" in m for m in messages)
     # step 1 kept, step 2 new for member 0; member 1 untouched
@@ -154,7 +159,19 @@ def test_a_collapsed_member_trains_step_2_again(small_mdata, monkeypatch):
 def test_a_member_that_stays_collapsed_is_reported(small_mdata, monkeypatch):
     model, messages = _train(small_mdata, monkeypatch, 99)
     assert model.train_params["step2_restarts"] == [_restart.MAX_RESTARTS, 0]
-    assert any("still constant after 2 restarts" in m for m in messages)
+    assert any("still collapsed after 2 restarts" in m for m in messages)
+
+
+def test_restart_collapsed_false_only_warns(small_mdata, monkeypatch):
+    plain, _ = _train(small_mdata, monkeypatch, 0)
+    model, messages = _train(small_mdata, monkeypatch, 99, restart_collapsed=False)
+    assert model.train_params["step2_restarts"] == [0, 0]
+    assert model.train_params["restart_collapsed"] is False
+    assert len(messages) == 1 and "not restarted: restart_collapsed=False" in messages[0]
+    for a, b in zip(model.module.parameters(), plain.module.parameters(), strict=True):
+        assert torch.equal(a, b)  # nothing trained again
+    with pytest.raises(ValueError, match="restart_collapsed must be True or False"):
+        isk.IndiSeek(small_mdata, n_members=2).train(max_epochs=1, restart_collapsed="no")
 
 
 def test_no_restart_where_the_decoder_is_only_a_probe(small_mdata, monkeypatch):

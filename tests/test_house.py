@@ -43,10 +43,19 @@ def _project_as_0_1(mdata) -> None:
 
     saved = torch.load(DATA / "model_v0.1.0" / "model.pt", weights_only=True, map_location="cpu")
     fit = mdata.uns["indiseek"]["prepare"]
+    # the refit agrees with 0.1.0's to what kernels and solvers account for (PCs up to sign)
+    old = saved["prepare.rna.loadings"].numpy()
+    signs = np.sign((old * fit["rna"]["loadings"]).sum(axis=0))
+    np.testing.assert_allclose(fit["rna"]["loadings"] * signs, old, rtol=0, atol=1e-4)
+    for m, key in [("rna", "mean"), ("rna", "std"), ("rna", "pca_mean"), ("adt", "mean")]:
+        np.testing.assert_allclose(fit[m][key], saved[f"prepare.{m}.{key}"].numpy(), atol=1e-5)
+    replaced = 0
     for m in ("rna", "adt"):
         for key in fit[m]:
             if f"prepare.{m}.{key}" in saved:
                 fit[m][key] = saved[f"prepare.{m}.{key}"].numpy()
+                replaced += 1
+    assert replaced >= 8  # mean, std, pca_mean, loadings, … of both modalities
     state = fit["rna"]
     rna = mdata.mod["rna"]
     lognorm = lognormalise(rna.X)

@@ -248,7 +248,7 @@ def fit_specific(
     c_club = cross if obj.club_on_cross else shared
     critic = shared.shape[1] if obj.complement == "infonce_zc" else c_club.shape[1]
     with torch.random.fork_rng(devices=[]):  # the caller's global RNG stays as it was
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)  # the CPU one only: CUDA's are not forked
         branch = SpecificBranch(
             x.shape[1],
             shared.shape[1],

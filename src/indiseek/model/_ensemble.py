@@ -342,7 +342,7 @@ def check_clip_source(model, other) -> None:
 
 
 def check_train_args(
-    model, clip_epochs, n_jobs, validation_size, early_stopping, clip_from=None
+    model, clip_epochs, n_jobs, validation_size, early_stopping, clip_from=None, restart=True
 ) -> None:
     """The settings of ``IndiSeek.train`` that :class:`TrainConfig` does not hold, and the
     model's training inputs."""
@@ -358,6 +358,8 @@ def check_train_args(
         raise ValueError(f"validation_size must be in [0, 1), got {validation_size!r}.")
     if early_stopping and validation_size == 0:
         raise ValueError("early_stopping=True needs validation cells; set validation_size > 0.")
+    if not isinstance(restart, bool | np.bool_):
+        raise ValueError(f"restart_collapsed must be True or False, got {restart!r}.")
     for role, x in model._train_inputs.items():
         if not np.all(np.isfinite(x[model._train_cells])):
             raise ValueError(

@@ -21,6 +21,7 @@ from .. import _keys as K
 from ..nn import TrainConfig, get_objective, to_tensor
 from ..nn._member import critic_at_bound
 from ..nn._train_utils import check_int
+from . import _restart
 from ._device import resolve_device
 from ._ensemble import (
     build_members,
@@ -36,7 +37,6 @@ from ._ensemble import (
 from ._inference import RepresentationMixin, apply_z_scale, encode, z_scales
 from ._io import SaveLoadMixin
 from ._registry import ROLES, Registry, SetupMixin
-from ._restart import restart_collapsed
 
 if TYPE_CHECKING:
     from mudata import MuData
@@ -215,6 +215,7 @@ class IndiSeek(SetupMixin, RepresentationMixin, SaveLoadMixin):
         batch_members: bool | None = None,
         cuda_graphs: bool = True,
         cross_fit: bool = False,
+        restart_collapsed: bool = True,
         progress_bar: bool = True,
         clip_from: IndiSeek | None = None,
     ) -> None:
@@ -295,6 +296,8 @@ class IndiSeek(SetupMixin, RepresentationMixin, SaveLoadMixin):
             train batched while each has as many full batches per epoch. The folds
             are in ``model.folds`` and :meth:`write_obsm` writes them to
             ``mdata.obs["indiseek_fold"]``.
+        restart_collapsed
+            Train step 2 of a member whose Z collapsed again (see Warns); ``False`` only warns.
         progress_bar
             Show progress bars (silence with ``False``).
         clip_from
@@ -307,7 +310,8 @@ class IndiSeek(SetupMixin, RepresentationMixin, SaveLoadMixin):
         RuntimeWarning
             When a member's Z collapsed to a constant in step 2 (objectives ``indiseek`` and
             ``indiseek0``): that member's step 2 is trained again from fresh weights and a
-            derived seed, at most twice, keeping its step 1.
+            derived seed, at most twice, keeping its step 1 (``model.history`` keeps the
+            last attempt).
 
         Notes
         -----
@@ -316,7 +320,8 @@ class IndiSeek(SetupMixin, RepresentationMixin, SaveLoadMixin):
         checks and restarts, included in ``time_wall_s``) and ``critic_at_bound``
         (``{modality: [share per member]}``, ``{}`` without step 2): the share of training
         cells × dimensions where the CLUB critic's log-variance sits on its bound, where the
-        CLUB term barely constrains Z (see the method docs, "Step 2").
+        CLUB term barely constrains Z (see the method docs, "Step 2"; for ``infodisen``, whose
+        critic is only a probe, it describes the probe).
 
         Examples
         --------
@@ -332,7 +337,9 @@ class IndiSeek(SetupMixin, RepresentationMixin, SaveLoadMixin):
             )
         cfg = TrainConfig.pick(locals(), cpu_threads=n_threads)  # validates every setting
         use_batched(batch_members)
-        check_train_args(self, clip_epochs, n_jobs, validation_size, early_stopping, clip_from)
+        check_train_args(
+            self, clip_epochs, n_jobs, validation_size, early_stopping, clip_from, restart_collapsed
+        )
         device = resolve_device(accelerator)
         self.module = build_members(self.params, self.n_features, self.objective, seed).to(device)
         self.device = device
@@ -353,7 +360,8 @@ class IndiSeek(SetupMixin, RepresentationMixin, SaveLoadMixin):
         for member, res in zip(self.module, results, strict=True):
             member.load_state_dict(res.state)
             member.eval()
-        restarts, restart_s = restart_collapsed(self.module, jobs, results)
+        most = _restart.MAX_RESTARTS if restart_collapsed else 0
+        restarts, restart_s = _restart.restart_collapsed(self.module, jobs, results, most)
         wall = time.perf_counter() - t0
         self.history = collect_history(results)
         train_x = {m: v[self._train_cells] for m, v in self._train_inputs.items()}
@@ -366,6 +374,7 @@ class IndiSeek(SetupMixin, RepresentationMixin, SaveLoadMixin):
         self.train_params.update(validation_size=validation_size, device=str(device))
         self.train_params.update(n_jobs=workers, batched=batched, cross_fit=self.folds is not None)
         self.train_params.update(step2_restarts=restarts, time_restart_s=round(restart_s, 3))
+        self.train_params["restart_collapsed"] = bool(restart_collapsed)
         shares = [critic_at_bound(job) for job in jobs]  # per modality, a value per member
         self.train_params["critic_at_bound"] = {m: [s[m] for s in shares] for m in shares[0]}
         self.train_params["time_wall_s"] = round(wall, 3)

@@ -38,14 +38,17 @@ def _retrain_step2(member, job: MemberJob, result: MemberResult, seed: int) -> M
 
 
 def restart_collapsed(
-    members: Sequence[torch.nn.Module], jobs: Sequence[MemberJob], results: list[MemberResult]
+    members: Sequence[torch.nn.Module],
+    jobs: Sequence[MemberJob],
+    results: list[MemberResult],
+    max_restarts: int = MAX_RESTARTS,
 ) -> tuple[list[int], float]:
     """Train step 2 again, from fresh weights and a derived seed (:func:`restart_seed`), for
-    every trained member whose Z collapsed (:func:`indiseek.nn.collapsed_branches`), at most
-    :data:`MAX_RESTARTS` times.
+    every trained member whose Z collapsed (``indiseek.nn._member.collapsed_branches``), at
+    most ``max_restarts`` times (0: only warn).
 
     Only for objectives whose decoder shapes Z (``indiseek``, ``indiseek0``). Step 1 is kept;
-    ``results`` is updated in place (the last attempt's history). Returns the restarts per
+    ``results`` is updated in place: the history keeps the last attempt only. Returns the restarts per
     member and the seconds the checks and restarts took. Rare (one dataset and seed of the θ suite),
     but a collapsed first member would leave ``X_indiseek_Z_*`` without information. On a GPU
     a restart trains one member eagerly, without the batched path's CUDA graphs.
@@ -57,23 +60,29 @@ def restart_collapsed(
         shaped = get_objective(job.objective).complement == "reconstruction"
         dead = collapsed_branches(member, job.x, job.train_idx) if shaped else []
         attempt = 0
-        while dead and attempt < MAX_RESTARTS:
+        while dead and attempt < max_restarts:
             attempt += 1
             seed = restart_seed(job.cfg.seed, attempt)
             warnings.warn(
-                f"Ensemble member {j}: Z of {', '.join(dead)} collapsed to a constant in step 2 "
-                "(its encoder units stopped responding to the data); training step 2 again "
-                f"from fresh weights with seed {seed} (restart {attempt} of {MAX_RESTARTS}).",
+                f"Ensemble member {j}: Z of {', '.join(dead)} collapsed in step 2 (the decoder "
+                "can no longer tell cells apart by it: typically every encoder unit switched "
+                f"off); training step 2 again from fresh weights with seed {seed} (restart "
+                f"{attempt} of {max_restarts}; restart_collapsed=False only warns).",
                 RuntimeWarning,
                 stacklevel=3,
             )
             results[j] = _retrain_step2(member, job, results[j], seed)
             dead = collapsed_branches(member, job.x, job.train_idx)
         if dead:
+            after = (
+                f"is still collapsed after {attempt} restarts of step 2"
+                if attempt
+                else "collapsed in step 2 (not restarted: restart_collapsed=False)"
+            )
             warnings.warn(
-                f"Ensemble member {j}: Z of {', '.join(dead)} is still constant after "
-                f"{MAX_RESTARTS} restarts of step 2 and carries no information; train with "
-                "another seed or a smaller lr.",
+                f"Ensemble member {j}: Z of {', '.join(dead)} {after} and carries no "
+                "information; train with another seed or a smaller lr (with a small lam, a Z "
+                "without information can also be the objective's own optimum).",
                 RuntimeWarning,
                 stacklevel=3,
             )

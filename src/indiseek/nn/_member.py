@@ -111,7 +111,8 @@ def train_member(job: MemberJob) -> MemberResult:
 #: Z is collapsed when its part of the decoder's first-layer input varies over the training
 #: cells by less than this share of what C's part varies (the decoder absorbs Z's scale, so
 #: the comparison is scale-free): the decoder then cannot tell cells apart by Z.
-DEAD_Z_RATIO = 1e-3
+#: A collapsed member of the θ suite read 0 and 1.5e-8, the healthy branches seen 0.005–2.
+DEAD_Z_RATIO = 1e-5
 #: At most this many training cells (evenly spaced) are read by the checks after training.
 CHECK_CELLS = 20_000
 
@@ -125,7 +126,7 @@ def collapsed_branches(
     A large CLUB gradient can switch off every unit of a Z encoder for all cells (ReLUs that
     never fire again): Z is then the last layer's bias, the CLUB estimate exactly 0 and the
     decoder reconstructs from C alone — a point of the objective that training does not
-    leave. Measured as the spread of ``W_z z`` against that of ``W_c c`` in the decoder's
+    leave. Measured (below :data:`DEAD_Z_RATIO`) as the spread of ``W_z z`` against that of ``W_c c`` in the decoder's
     first layer (a collapsed member of the θ suite: 0 and 1.5e-8; healthy ones 1–2, and 0.005
     for a Z shrunk to a spread of 0.008 that the decoder still reads).
     """
