@@ -7,6 +7,7 @@ settings) and pickles, so whoever runs members (in this process or in workers) h
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from dataclasses import dataclass, field
@@ -117,6 +118,23 @@ DEAD_Z_RATIO = 1e-5
 CHECK_CELLS = 20_000
 
 
+def _check_rows(idx: np.ndarray, x: dict[str, torch.Tensor]) -> torch.Tensor:
+    """At most :data:`CHECK_CELLS` of the cells ``idx``, evenly spaced, on ``x``'s device."""
+    idx = np.asarray(idx)
+    idx = idx[:: max(1, -(-len(idx) // CHECK_CELLS))]
+    return torch.as_tensor(idx, device=next(iter(x.values())).device)
+
+
+@contextlib.contextmanager
+def _eval_mode(module: torch.nn.Module):
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)
+
+
 @torch.no_grad()
 def collapsed_branches(
     module: IndiSeekModule, x: dict[str, torch.Tensor], idx: np.ndarray
@@ -126,30 +144,27 @@ def collapsed_branches(
     A large CLUB gradient can switch off every unit of a Z encoder for all cells (ReLUs that
     never fire again): Z is then the last layer's bias, the CLUB estimate exactly 0 and the
     decoder reconstructs from C alone — a point of the objective that training does not
-    leave. Measured (below :data:`DEAD_Z_RATIO`) as the spread of ``W_z z`` against that of ``W_c c`` in the decoder's
-    first layer (a collapsed member of the θ suite: 0 and 1.5e-8; healthy ones 1–2, and 0.005
-    for a Z shrunk to a spread of 0.008 that the decoder still reads).
+    leave. Measured (below :data:`DEAD_Z_RATIO`) as the spread of ``W_z z`` against that of
+    ``W_c c`` in the decoder's first layer (a collapsed member of the θ suite: 0 and 1.5e-8;
+    healthy ones 1–2, and 0.005 for a Z shrunk to a spread of 0.008 that the decoder still
+    reads).
     """
-    idx = np.asarray(idx)
-    idx = idx[:: max(1, -(-len(idx) // CHECK_CELLS))]
-    if len(idx) < 2:
+    rows = _check_rows(idx, x)
+    if len(rows) < 2:
         return []
-    was_training = module.training
-    module.eval()
-    rows = torch.as_tensor(idx, device=next(iter(x.values())).device)
-    cells = {name: v[rows] for name, v in x.items()}
-    c = module.shared(cells)
     out = []
-    for name, branch in module.branches.items():
-        z = branch.encoder(cells[name]).cpu().double()  # on the CPU: MPS has no float64
-        first = next(m for m in branch.decoder.modules() if isinstance(m, torch.nn.Linear))
-        w = first.weight.detach().cpu().double()
-        n_z, n_c = z.shape[1], c[name].shape[1]
-        from_z = (z @ w[:, :n_z].T).std(dim=0).norm()
-        from_c = (c[name].cpu().double() @ w[:, n_z : n_z + n_c].T).std(dim=0)
-        if bool(from_z <= DEAD_Z_RATIO * from_c.norm()):
-            out.append(name)
-    module.train(was_training)
+    with _eval_mode(module):
+        cells = {name: v[rows] for name, v in x.items()}
+        c = module.shared(cells)
+        for name, branch in module.branches.items():
+            z = branch.encoder(cells[name]).cpu().double()  # on the CPU: MPS has no float64
+            first = next(m for m in branch.decoder.modules() if isinstance(m, torch.nn.Linear))
+            w = first.weight.detach().cpu().double()
+            n_z, n_c = z.shape[1], c[name].shape[1]
+            from_z = (z @ w[:, :n_z].T).std(dim=0).norm()
+            from_c = (c[name].cpu().double() @ w[:, n_z : n_z + n_c].T).std(dim=0)
+            if bool(from_z <= DEAD_Z_RATIO * from_c.norm()):
+                out.append(name)
     return out
 
 
@@ -169,23 +184,19 @@ def critic_at_bound(job: MemberJob) -> dict[str, float]:
     branches.
     """
     module, objective = job.module, get_objective(job.objective)
-    idx = np.asarray(job.train_idx)
-    idx = idx[:: max(1, -(-len(idx) // CHECK_CELLS))]
-    if not len(module.branches) or len(idx) == 0:
+    rows = _check_rows(job.train_idx, job.x)
+    if not len(module.branches) or len(rows) == 0:
         return {}
-    was_training = module.training
-    module.eval()
-    rows = torch.as_tensor(idx, device=next(iter(job.x.values())).device)
-    c = module.shared({m: v[rows] for m, v in job.x.items()})
-    if job.covariates is not None:
-        c = {m: torch.cat([v, job.covariates[rows]], dim=1) for m, v in c.items()}
     out = {}
-    for name, branch in module.branches.items():
-        c_club = c[module.other(name)] if objective.club_on_cross else c[name]
-        _, logvar = branch.q(c_club)
-        edge = (1 - AT_BOUND_TOL) * branch.q.logvar_bound
-        out[name] = round(float((logvar.abs() >= edge).float().mean()), 4)
-    module.train(was_training)
+    with _eval_mode(module):
+        c = module.shared({m: v[rows] for m, v in job.x.items()})
+        if job.covariates is not None:
+            c = {m: torch.cat([v, job.covariates[rows]], dim=1) for m, v in c.items()}
+        for name, branch in module.branches.items():
+            c_club = c[module.other(name)] if objective.club_on_cross else c[name]
+            _, logvar = branch.q(c_club)
+            edge = (1 - AT_BOUND_TOL) * branch.q.logvar_bound
+            out[name] = round(float((logvar.abs() >= edge).float().mean()), 4)
     return out
 
 
